@@ -1,0 +1,1 @@
+"""roomctl: the sysadmin's CLI for roomd, working directly on Redis."""

@@ -1,0 +1,8 @@
+"""Placeholder until the roomctl issue lands."""
+
+import sys
+
+
+def main() -> int:
+    print("roomctl: not implemented yet", file=sys.stderr)
+    return 2

@@ -1,0 +1,5 @@
+import sys
+
+from roomd.main import main
+
+sys.exit(main())

@@ -1,0 +1,208 @@
+"""Fan-out: one Redis pub/sub connection per process, one SUBSCRIBE per room in use.
+
+Domain scripts PUBLISH every event on ``room:{code}:events``. An instance
+subscribes to a room while it holds at least one socket of it (reference
+counted), so adding instances adds capacity instead of multiplying traffic.
+
+The subscriber connection has no read timeout (it is idle by design) but TCP
+keepalive, and a self-check: every ``check_interval`` seconds the instance
+publishes on its own channel and must hear itself back, else the connection
+is considered deaf and is rebuilt. After any reconnect every room is
+re-subscribed and ``on_resubscribed`` is called, because pub/sub is
+at-most-once and events published meanwhile are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, ConnectionPool
+from redis.exceptions import RedisError
+
+from roomd.domain.store import channel, tcp_options
+
+log = logging.getLogger("roomd.bus")
+
+CHANNEL_PREFIX = "room:"
+CHANNEL_SUFFIX = ":events"
+Deliver = Callable[[str, bytes], None]
+Resubscribed = Callable[[list[str]], Awaitable[None]]
+
+
+def room_of(channel_name: str) -> str | None:
+    if channel_name.startswith(CHANNEL_PREFIX) and channel_name.endswith(CHANNEL_SUFFIX):
+        return channel_name[len(CHANNEL_PREFIX) : -len(CHANNEL_SUFFIX)]
+    return None
+
+
+class RoomBus:
+    """Per-room subscriptions over a single self-healing pub/sub connection."""
+
+    def __init__(
+        self,
+        url: str,
+        publisher: aioredis.Redis,
+        deliver: Deliver,
+        *,
+        on_resubscribed: Resubscribed | None = None,
+        connect_timeout: float = 10.0,
+        check_interval: float = 5.0,
+        subscribe_timeout: float = 5.0,
+    ) -> None:
+        self._pool = ConnectionPool.from_url(
+            url, socket_timeout=None, socket_connect_timeout=connect_timeout, **tcp_options(url)
+        )
+        self._publisher = publisher
+        self._deliver = deliver
+        self._on_resubscribed = on_resubscribed
+        self._check_interval = check_interval
+        self._subscribe_timeout = subscribe_timeout
+        self._refs: dict[str, int] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._conn: Connection | None = None
+        self._connected = asyncio.Event()
+        self._self_channel = f"roomd:bus:{secrets.token_hex(8)}"
+        self._last_heard = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._connected.is_set()
+
+    async def start(self, wait: float | None = None) -> None:
+        """Start the reader (and self-check); optionally wait until first connected."""
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._self_check())]
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), wait)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._conn is not None:
+            await self._conn.disconnect()
+        await self._pool.disconnect()
+
+    async def acquire(self, code: str) -> None:
+        """Hold a subscription to ``code``; returns once Redis confirmed it."""
+        name = channel(code)
+        self._refs[code] = self._refs.get(code, 0) + 1
+        if self._refs[code] > 1 and name not in self._waiters:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(name, []).append(waiter)
+        if self._refs[code] == 1:
+            await self._send("SUBSCRIBE", name)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self._subscribe_timeout)
+        except TimeoutError:
+            self.release(code)
+            raise
+
+    def release(self, code: str) -> None:
+        count = self._refs.get(code, 0) - 1
+        if count > 0:
+            self._refs[code] = count
+            return
+        self._refs.pop(code, None)
+        asyncio.ensure_future(self._send("UNSUBSCRIBE", channel(code)))
+
+    async def _send(self, *args: str) -> None:
+        conn = self._conn
+        if conn is None or not self._connected.is_set():
+            return  # the reader subscribes every held room when it (re)connects
+        try:
+            await conn.send_command(*args)
+        except (RedisError, OSError) as exc:
+            log.warning("pub/sub send failed (%s); reconnecting", exc)
+            await conn.disconnect()
+
+    async def _run(self) -> None:
+        delay = 0.05
+        first = True
+        while not self._closing:
+            conn = self._pool.make_connection()
+            try:
+                await conn.connect()
+                rooms = sorted(self._refs)
+                await conn.send_command("SUBSCRIBE", self._self_channel, *(channel(c) for c in rooms))
+                self._conn = conn
+                self._connected.set()
+                self._last_heard = asyncio.get_running_loop().time()
+                if not first:
+                    self.reconnects += 1
+                    log.warning("pub/sub reconnected; %d room(s) re-subscribed", len(rooms))
+                    if self._on_resubscribed is not None:
+                        asyncio.ensure_future(self._resync_after(rooms))
+                first = False
+                delay = 0.05
+                while True:
+                    self._handle(await conn.read_response(timeout=math.inf, push_request=True))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if not self._closing:
+                    log.warning("pub/sub connection lost (%s); retrying in %.2fs", exc, delay)
+            finally:
+                self._connected.clear()
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
+            if self._closing:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _resync_after(self, rooms: list[str]) -> None:
+        assert self._on_resubscribed is not None
+        try:
+            await self._on_resubscribed(rooms)
+        except Exception:
+            log.exception("resynchronising rooms after a pub/sub reconnect failed")
+
+    def _handle(self, response: object) -> None:
+        if not isinstance(response, list) or len(response) < 3:
+            return
+        kind = response[0]
+        name = response[1].decode() if isinstance(response[1], bytes) else str(response[1])
+        if kind == b"message":
+            if name == self._self_channel:
+                self._last_heard = asyncio.get_running_loop().time()
+                return
+            code = room_of(name)
+            if code is not None and code in self._refs:
+                try:
+                    self._deliver(code, response[2])
+                except Exception:
+                    log.exception("delivering an event of room %s failed", code)
+        elif kind == b"subscribe":
+            for waiter in self._waiters.pop(name, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _self_check(self) -> None:
+        """Publish to ourselves; if we stop hearing it, the connection is deaf: rebuild it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._check_interval)
+            if not self.connected:
+                continue
+            with contextlib.suppress(RedisError, OSError):
+                await self._publisher.publish(self._self_channel, b"ping")
+            if loop.time() - self._last_heard > 3 * self._check_interval and self._conn is not None:
+                log.warning(
+                    "pub/sub self-check failed: no echo for %.1fs; reconnecting", loop.time() - self._last_heard
+                )
+                await self._conn.disconnect()

@@ -1,0 +1,205 @@
+"""Settings from the environment (and an optional ``.env``), validated once at start.
+
+A wrong value stops roomd before it listens, with a message naming the variable:
+a misconfigured server that half-works is worse than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+MIN_SECRET_BYTES = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    host: str = "0.0.0.0"
+    port: int = 3000
+    jwt_secret: str = dataclasses.field(default="", repr=False)
+    jwt_secret_ephemeral: bool = False
+    redis_url: str | None = None
+    redis_max_retries: int = 3
+    redis_connect_timeout_ms: int = 10_000
+    redis_command_timeout_ms: int = 5_000
+    cors_origins: tuple[str, ...] = ("*",)
+    room_code_alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    room_code_length: int = 4
+    room_max_users: int = 10
+    room_ttl_seconds: int = 7_200
+    display_name_min_length: int = 1
+    display_name_max_length: int = 32
+    throttle_ttl_ms: int = 60_000
+    throttle_limit: int = 20
+    shutdown_timeout_ms: int = 10_000
+    ws_ping_interval: float = 25.0
+    ws_max_message_bytes: int = 16_384
+    http_max_body_bytes: int = 16_384
+    log_level: str = "INFO"
+    state_dir: Path = Path(".roomd")
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def redis_command_timeout(self) -> float:
+        return self.redis_command_timeout_ms / 1000
+
+    @property
+    def redis_connect_timeout(self) -> float:
+        return self.redis_connect_timeout_ms / 1000
+
+
+def _int(name: str, raw: str, lo: int, hi: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str, lo: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= lo:
+        raise ConfigError(f"{name} must be >= {lo}, got {value}")
+    return value
+
+
+def _alphabet(name: str, raw: str) -> str:
+    alphabet = raw.strip().upper()
+    if len(alphabet) < 2:
+        raise ConfigError(f"{name} needs at least 2 characters")
+    if not alphabet.isascii() or not alphabet.isalnum():
+        raise ConfigError(f"{name} may contain only ASCII letters and digits")
+    duplicates = sorted({c for c in alphabet if alphabet.count(c) > 1})
+    if duplicates:
+        raise ConfigError(f"{name} has duplicate characters (case-insensitive): {''.join(duplicates)}")
+    return alphabet
+
+
+def _redis_url(name: str, raw: str) -> str:
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name} must start with redis://, rediss:// or unix://")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"{name} has no host")
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError(f"{name} has no socket path")
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port") from None
+    return url
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    if not origins:
+        raise ConfigError(f"{name} must be '*' or a comma-separated list of origins")
+    for origin in origins:
+        if origin != "*" and urlsplit(origin).scheme not in ("http", "https"):
+            raise ConfigError(f"{name}: {origin!r} is not an http(s) origin")
+    return origins
+
+
+def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
+    """Merge ``.env`` into ``os.environ`` without overriding real environment variables."""
+    if Path(path).is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate :class:`Settings`; raise :class:`ConfigError` on the first problem."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+
+    def take(name: str, field: str, parse: Callable[[str, str], T]) -> None:
+        raw = env.get(name)
+        if raw is not None and raw.strip() != "":
+            values[field] = parse(name, raw)
+
+    take("ROOMD_ENV", "env", _choice("development", "production"))
+    take("HOST", "host", lambda n, r: r.strip())
+    take("PORT", "port", lambda n, r: _int(n, r, 0, 65535))
+    take("REDIS_MAX_RETRIES", "redis_max_retries", lambda n, r: _int(n, r, 0, 100))
+    take("REDIS_CONNECT_TIMEOUT", "redis_connect_timeout_ms", lambda n, r: _int(n, r, 1))
+    take("REDIS_COMMAND_TIMEOUT", "redis_command_timeout_ms", lambda n, r: _int(n, r, 1))
+    take("CORS_ORIGINS", "cors_origins", _origins)
+    take("ROOM_CODE_ALPHABET", "room_code_alphabet", _alphabet)
+    take("ROOM_CODE_LENGTH", "room_code_length", lambda n, r: _int(n, r, 1, 32))
+    take("ROOM_MAX_USERS", "room_max_users", lambda n, r: _int(n, r, 1, 10_000))
+    take("ROOM_TTL_SECONDS", "room_ttl_seconds", lambda n, r: _int(n, r, 10))
+    take("USER_DISPLAY_NAME_MIN_LENGTH", "display_name_min_length", lambda n, r: _int(n, r, 1, 1000))
+    take("USER_DISPLAY_NAME_MAX_LENGTH", "display_name_max_length", lambda n, r: _int(n, r, 1, 1000))
+    take("THROTTLE_TTL_MS", "throttle_ttl_ms", lambda n, r: _int(n, r, 1))
+    take("THROTTLE_LIMIT", "throttle_limit", lambda n, r: _int(n, r, 1))
+    take("SHUTDOWN_TIMEOUT_MS", "shutdown_timeout_ms", lambda n, r: _int(n, r, 0))
+    take("WS_PING_INTERVAL", "ws_ping_interval", lambda n, r: _float(n, r, 0))
+    take("WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", lambda n, r: _int(n, r, 256))
+    take("HTTP_MAX_BODY_BYTES", "http_max_body_bytes", lambda n, r: _int(n, r, 256))
+    take("LOG_LEVEL", "log_level", _choice(*LOG_LEVELS))
+    take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
+    take("REDIS_URL", "redis_url", _redis_url)
+    if "redis_url" not in values and (env.get("REDIS_HOST") or "").strip():
+        host = env["REDIS_HOST"].strip()
+        port = _int("REDIS_PORT", env.get("REDIS_PORT") or "6379", 1, 65535)
+        values["redis_url"] = f"redis://{host}:{port}/0"
+    elif (env.get("REDIS_PORT") or "").strip() and "redis_url" not in values:
+        raise ConfigError("REDIS_PORT is set but REDIS_HOST is not")
+
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.display_name_min_length > settings.display_name_max_length:
+        raise ConfigError("USER_DISPLAY_NAME_MIN_LENGTH must not exceed USER_DISPLAY_NAME_MAX_LENGTH")
+
+    secret = env.get("JWT_SECRET") or ""
+    if settings.development:
+        if not secret:
+            return dataclasses.replace(settings, jwt_secret=secrets.token_urlsafe(48), jwt_secret_ephemeral=True)
+    else:
+        if not secret:
+            raise ConfigError("JWT_SECRET is required when ROOMD_ENV=production")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET is too weak: it needs at least {MIN_SECRET_BYTES} bytes")
+        if settings.redis_url is None:
+            raise ConfigError("REDIS_URL (or REDIS_HOST) is required when ROOMD_ENV=production")
+    if settings.development and secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        logging.getLogger("roomd").warning(
+            "JWT_SECRET is shorter than %d bytes (refused in production)", MIN_SECRET_BYTES
+        )
+    return dataclasses.replace(settings, jwt_secret=secret)
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip()
+        value = value.upper() if allowed == LOG_LEVELS else value.lower()
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse

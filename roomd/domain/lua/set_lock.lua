@@ -1,0 +1,16 @@
+-- ARGV: code, actor_id ('' = administrator), wanted ('toggle' | 'lock' | 'unlock'), ttl_ms, now
+-- Returns 1 if the room is now locked, else 0. Broadcasts only on a change.
+local code, actor, wanted = ARGV[1], ARGV[2], ARGV[3]
+local ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local room = load_room(code)
+if room.err then return room end
+local denied = check_host(code, room, actor)
+if denied then return denied end
+local locked = not room.isLocked
+if wanted == 'lock' then locked = true elseif wanted == 'unlock' then locked = false end
+if locked ~= room.isLocked then
+  room.isLocked = locked
+  publish(code, room, 'room:lock_toggled', {isLocked = locked})
+  touch(code, room, ttl, now)
+end
+if locked then return 1 else return 0 end

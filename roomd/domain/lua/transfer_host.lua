@@ -1,0 +1,13 @@
+-- ARGV: code, actor_id ('' = administrator), new_host_id, ttl_ms, now
+local code, actor, new_host = ARGV[1], ARGV[2], ARGV[3]
+local ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local room = load_room(code)
+if room.err then return room end
+local denied = check_host(code, room, actor)
+if denied then return denied end
+if new_host == room.hostId then return redis.error_reply('ALREADY_HOST') end
+if not is_member(code, new_host) then return redis.error_reply('MEMBER_NOT_FOUND') end
+room.hostId = new_host
+publish(code, room, 'room:host_updated', {hostId = new_host})
+touch(code, room, ttl, now)
+return 1

@@ -1,0 +1,314 @@
+"""The Redis model of rooms and its atomic operations.
+
+Keys (see the README's Redis section):
+
+* ``room:{code}`` - JSON of the room; ``room:{code}:users`` - SET of member ids;
+  ``user:{id}`` - JSON of a member. All share the room's TTL, refreshed on
+  every state change.
+* ``rooms:index`` - ZSET code -> creation time, for listing rooms newest first.
+* ``rooms:expiry`` - ZSET code -> expiry time, swept to tell members of expired rooms.
+* ``roomd:instances`` - ZSET instance id -> last heartbeat, for ``roomctl stats``.
+
+Each mutation is one Lua script that also PUBLISHes its event on
+``room:{code}:events``; roomd and roomctl share this one implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from roomd.domain import roomcodes
+from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.protocol import ClosedReason, ErrorCode
+
+T = TypeVar("T")
+
+INDEX_KEY = "rooms:index"
+EXPIRY_KEY = "rooms:expiry"
+INSTANCES_KEY = "roomd:instances"
+CODE_CANDIDATES = 8  # codes offered to one create script
+CODE_ATTEMPTS = 4  # create scripts tried before ROOM_CODE_GENERATION_FAILED
+
+_LUA_DIR = Path(__file__).with_name("lua")
+
+
+def room_key(code: str) -> str:
+    return f"room:{code}"
+
+
+def users_key(code: str) -> str:
+    return f"room:{code}:users"
+
+
+def user_key(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def channel(code: str) -> str:
+    return f"room:{code}:events"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_user_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@cache
+def _lua(name: str) -> str:
+    return (_LUA_DIR / "prelude.lua").read_text() + "\n" + (_LUA_DIR / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Membership:
+    room_code: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a connecting socket sends as ``room:state``; ``seq`` orders it among events."""
+
+    room: dict[str, Any]
+    users: list[dict[str, Any]]
+    seq: int
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    new_host_id: str | None
+    room_deleted: bool
+
+
+class RoomStore:
+    """Atomic room operations over one ``redis.asyncio`` client."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        ttl_seconds: int,
+        code_alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZ",
+        code_length: int = 4,
+        max_users: int = 10,
+    ) -> None:
+        self.client = client
+        self.ttl_ms = ttl_seconds * 1000
+        self.code_alphabet = code_alphabet
+        self.code_length = code_length
+        self.max_users = max_users
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(_lua(name))
+            for name in (
+                "create",
+                "join",
+                "connect",
+                "disconnect",
+                "remove_member",
+                "set_lock",
+                "transfer_host",
+                "close",
+                "expire",
+            )
+        }
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        return await _guard(self._scripts[name](keys=[], args=list(args)))
+
+    # -- membership -------------------------------------------------------
+
+    async def create_room(self, display_name: str, max_users: int | None = None) -> Membership:
+        """Create a room with ``display_name`` as host; the code is claimed atomically."""
+        user_id = new_user_id()
+        limit = max_users or self.max_users
+        for _ in range(CODE_ATTEMPTS):
+            offered = roomcodes.candidates(self.code_alphabet, self.code_length, CODE_CANDIDATES)
+            if not offered:
+                continue
+            code = await self._run("create", user_id, display_name, limit, self.ttl_ms, now_ms(), *offered)
+            if code:
+                return Membership(_text(code), user_id)
+        raise DomainError(ErrorCode.ROOM_CODE_GENERATION_FAILED)
+
+    async def join_room(self, code: str, display_name: str) -> Membership:
+        user_id = new_user_id()
+        await self._run("join", code, user_id, display_name, self.ttl_ms, now_ms())
+        return Membership(code, user_id)
+
+    async def check_member(self, code: str, user_id: str) -> None:
+        """Raise ``ROOM_NOT_FOUND`` / ``MEMBER_NOT_FOUND`` unless the membership is live."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(room_key(code))
+            pipe.sismember(users_key(code), user_id)
+            exists, member = await _guard(pipe.execute())
+        if not exists:
+            raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+        if not member:
+            raise DomainError(ErrorCode.MEMBER_NOT_FOUND)
+
+    # -- presence ---------------------------------------------------------
+
+    async def connect(self, code: str, user_id: str, socket_id: str) -> Snapshot:
+        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms())
+        state = json.loads(raw)
+        room = state["room"]
+        return Snapshot(room=public_room(room, len(state["users"])), users=state["users"], seq=int(room["seq"]))
+
+    async def disconnect(self, code: str, user_id: str, socket_id: str) -> bool:
+        """Mark the user disconnected if ``socket_id`` is still their socket."""
+        return bool(await self._run("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms()))
+
+    # -- host and admin actions (actor None = administrator) --------------
+
+    async def leave(self, code: str, user_id: str) -> RemovalResult:
+        return _removal(await self._run("remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms()))
+
+    async def kick(self, code: str, actor_id: str | None, target_id: str) -> RemovalResult:
+        raw = await self._run("remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms())
+        return _removal(raw)
+
+    async def set_lock(self, code: str, actor_id: str | None, wanted: str = "toggle") -> bool:
+        """``wanted`` is ``toggle``, ``lock`` or ``unlock``; returns whether the room is now locked."""
+        if wanted not in ("toggle", "lock", "unlock"):
+            raise ValueError(wanted)
+        return bool(await self._run("set_lock", code, actor_id or "", wanted, self.ttl_ms, now_ms()))
+
+    async def transfer_host(self, code: str, actor_id: str | None, new_host_id: str) -> None:
+        await self._run("transfer_host", code, actor_id or "", new_host_id, self.ttl_ms, now_ms())
+
+    async def close_room(self, code: str, actor_id: str | None) -> None:
+        reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
+        await self._run("close", code, actor_id or "", reason.value)
+
+    # -- expiry -----------------------------------------------------------
+
+    async def expire_due_rooms(self, limit: int = 100) -> list[str]:
+        """Close rooms Redis has expired; returns the codes this caller closed."""
+        now = now_ms()
+        due = await _guard(self.client.zrangebyscore(EXPIRY_KEY, "-inf", now, start=0, num=limit))
+        closed = []
+        for raw in due:
+            code = _text(raw)
+            if await self._run("expire", code, now):
+                closed.append(code)
+        return closed
+
+    # -- reads ------------------------------------------------------------
+
+    async def get_room(self, code: str) -> dict[str, Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(room_key(code))
+            pipe.scard(users_key(code))
+            raw, count = await _guard(pipe.execute())
+        if raw is None:
+            raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+        return public_room(json.loads(raw), int(count))
+
+    async def get_members(self, code: str) -> list[dict[str, Any]]:
+        """Members as stored (including internals), oldest first. Empty if the room is gone."""
+        ids = await _guard(self.client.smembers(users_key(code)))
+        if not ids:
+            return []
+        raws = await _guard(self.client.mget([user_key(_text(i)) for i in ids]))
+        users = [json.loads(r) for r in raws if r is not None]
+        return sorted(users, key=lambda u: u.get("joinSeq", 0))
+
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        raw = await _guard(self.client.get(user_key(user_id)))
+        return None if raw is None else json.loads(raw)
+
+    async def ping(self) -> bool:
+        return bool(await _guard(self.client.ping()))
+
+
+def iso(ms: int | float | None) -> str | None:
+    """Epoch milliseconds as an ISO-8601 UTC timestamp with millisecond precision."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def public_room(room: dict[str, Any], member_count: int) -> dict[str, Any]:
+    """The client-facing view of a stored room (internal counters removed)."""
+    return {
+        "code": room["code"],
+        "hostId": room["hostId"],
+        "isLocked": bool(room["isLocked"]),
+        "maxUsers": int(room["maxUsers"]),
+        "state": room.get("state", "open"),
+        "memberCount": member_count,
+        "createdAt": iso(room["createdAt"]),
+        "updatedAt": iso(room.get("updatedAt", room["createdAt"])),
+        "expiresAt": iso(room.get("expiresAt")),
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _removal(raw: Iterable[Any]) -> RemovalResult:
+    new_host, deleted = list(raw)
+    new_host = _text(new_host)
+    return RemovalResult(new_host_id=new_host or None, room_deleted=bool(int(deleted)))
+
+
+_DOMAIN_CODES = {code.value for code in ErrorCode}
+
+
+async def _guard(awaitable: Awaitable[T]) -> T:
+    """Map a script's ``error_reply`` to DomainError and lost Redis to StoreUnavailable."""
+    try:
+        return await awaitable
+    except ResponseError as exc:
+        message = str(exc).strip()
+        if message in _DOMAIN_CODES:
+            raise DomainError(ErrorCode(message)) from None
+        raise
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def make_redis_client(
+    url: str,
+    *,
+    command_timeout: float = 5.0,
+    connect_timeout: float = 10.0,
+    max_retries: int = 3,
+    decode_responses: bool = False,
+) -> aioredis.Redis:
+    """A client whose every command fails within ``command_timeout`` instead of hanging."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=command_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), max_retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+        decode_responses=decode_responses,
+        **tcp_options(url),
+    )
+
+
+def tcp_options(url: str) -> dict[str, Any]:
+    """Keepalive for TCP connections (unix sockets take no such option)."""
+    return {} if url.startswith("unix:") else {"socket_keepalive": True}

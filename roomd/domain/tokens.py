@@ -1,0 +1,70 @@
+"""Room tokens: one HS256 JWT per user per room.
+
+The signature and ``exp`` are only half of validity: the store must also
+confirm the room exists and the user is still a member, which is what makes a
+kick or a close kill the token at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from roomd.domain.errors import DomainError
+from roomd.protocol import ErrorCode
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Claims:
+    room_code: str
+    user_id: str
+    expires_at: int
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._ttl = ttl_seconds
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"TokenIssuer(ttl_seconds={self._ttl})"
+
+    def issue(self, room_code: str, user_id: str) -> str:
+        now = int(time.time())
+        claims = {"roomCode": room_code, "userId": user_id, "iat": now, "exp": now + self._ttl, "jti": secrets.token_hex(8)}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str | None) -> Claims:
+        """Check signature (HS256 only) and expiry; raise ``UNAUTHORIZED`` otherwise."""
+        if not token:
+            raise DomainError(ErrorCode.UNAUTHORIZED, "A token is required")
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "roomCode", "userId"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise DomainError(ErrorCode.UNAUTHORIZED, "The token has expired") from None
+        except jwt.InvalidTokenError:
+            raise DomainError(ErrorCode.UNAUTHORIZED, "The token is invalid") from None
+        room_code, user_id = payload.get("roomCode"), payload.get("userId")
+        if not isinstance(room_code, str) or not isinstance(user_id, str) or not room_code or not user_id:
+            raise DomainError(ErrorCode.UNAUTHORIZED, "The token is invalid")
+        return Claims(room_code=room_code, user_id=user_id, expires_at=int(payload["exp"]))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()

@@ -1,0 +1,76 @@
+"""Client events: the dispatch table (event name -> schema -> handler).
+
+A new client event is one entry here plus its schema in ``protocol/``; the
+WebSocket transport does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from roomd import protocol
+from roomd.domain.errors import DomainError
+from roomd.domain.store import RoomStore
+from roomd.protocol import ErrorCode
+
+
+@dataclass(frozen=True)
+class Caller:
+    room_code: str
+    user_id: str
+
+
+Handler = Callable[[RoomStore, Caller, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    validator: Draft202012Validator
+    handler: Handler
+
+
+async def _leave(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
+    await store.leave(caller.room_code, caller.user_id)
+
+
+async def _close(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
+    await store.close_room(caller.room_code, caller.user_id)
+
+
+async def _toggle_lock(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
+    await store.set_lock(caller.room_code, caller.user_id, "toggle")
+
+
+async def _kick(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
+    await store.kick(caller.room_code, caller.user_id, data["kickUserId"])
+
+
+async def _transfer_host(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
+    await store.transfer_host(caller.room_code, caller.user_id, data["newHostId"])
+
+
+HANDLERS: dict[str, Handler] = {
+    "room:leave": _leave,
+    "room:close": _close,
+    "room:toggle_lock": _toggle_lock,
+    "room:kick": _kick,
+    "room:transfer_host": _transfer_host,
+}
+
+
+def build_table() -> dict[str, Command]:
+    """Pair every handler with its compiled schema; fail at start if either is missing."""
+    validators = protocol.client_event_validators()
+    missing = set(HANDLERS) ^ set(validators)
+    if missing:
+        raise RuntimeError(f"client events without both a schema and a handler: {sorted(missing)}")
+    return {name: Command(validators[name], handler) for name, handler in HANDLERS.items()}
+
+
+class InvalidMessage(DomainError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_MESSAGE, message)

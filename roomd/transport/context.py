@@ -1,0 +1,39 @@
+"""The services every handler needs, built once by the app wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from roomd.bus import RoomBus
+from roomd.config import Settings
+from roomd.domain.store import RoomStore
+from roomd.domain.tokens import TokenIssuer
+from roomd.transport.hub import Hub
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: RoomStore
+    tokens: TokenIssuer
+    bus: RoomBus
+    hub: Hub
+    draining: bool = False
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, keeping a reference until it ends (and logging failures)."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(_finished)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("roomd").error("background task failed", exc_info=task.exception())

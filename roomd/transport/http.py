@@ -1,0 +1,214 @@
+"""The HTTP API: JSON in, JSON out, and every error in one documented shape.
+
+``{"statusCode", "code", "message"}`` for every failure, including malformed
+JSON, unknown routes, wrong methods and oversized bodies: never an HTML page,
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from tornado.web import HTTPError, RequestHandler, stream_request_body
+
+from roomd import protocol
+from roomd.domain import roomcodes
+from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.names import clean_display_name
+from roomd.domain.store import Membership
+from roomd.domain.tokens import bearer_token
+from roomd.protocol import ErrorCode
+from roomd.transport.context import Services
+from roomd.transport.origins import origin_allowed
+
+log = logging.getLogger("roomd.http")
+
+_STATUS_CODES = {
+    400: ErrorCode.INVALID_BODY,
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.REDIS_UNAVAILABLE,
+}
+
+
+class ApiError(HTTPError):
+    """An HTTP error with a protocol error code."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None, status: int | None = None) -> None:
+        super().__init__(status or code.http_status)
+        self.error_code = code
+        self.error_message = message or code.message
+
+
+@stream_request_body
+class JsonHandler(RequestHandler):
+    """Base of every route: bounded JSON bodies, CORS, and uniform errors."""
+
+    _chunks: list[bytes]
+    _size: int
+
+    @property
+    def services(self) -> Services:
+        return self.application.settings["services"]  # type: ignore[no-any-return]
+
+    def initialize(self) -> None:
+        self._chunks = []
+        self._size = 0
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        origin = self.request.headers.get("Origin")
+        allowed = self.services.settings.cors_origins
+        if origin and origin_allowed(origin, allowed):
+            self.set_header("Access-Control-Allow-Origin", "*" if "*" in allowed else origin)
+            self.set_header("Vary", "Origin")
+
+    def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.services.settings.http_max_body_bytes:
+            raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large", 413)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._size += len(chunk)
+        if self._size > self.services.settings.http_max_body_bytes:
+            self.send_error(413, exc_info=(ApiError, ApiError(ErrorCode.PAYLOAD_TOO_LARGE), None))
+            return
+        self._chunks.append(chunk)
+
+    def options(self, *args: str) -> None:
+        """CORS preflight."""
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    def json_body(self, validator: Draft202012Validator) -> dict[str, Any]:
+        raw = b"".join(self._chunks)
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(ErrorCode.INVALID_BODY, "The request body is not valid JSON") from None
+        if body is None:
+            raise ApiError(ErrorCode.INVALID_BODY, "A JSON body is required")
+        problem = protocol.first_error(validator, body)
+        if problem is not None:
+            raise ApiError(ErrorCode.INVALID_BODY, problem)
+        return body
+
+    def room_code(self, raw: str) -> str:
+        settings = self.services.settings
+        code = roomcodes.normalize(raw, settings.room_code_alphabet, settings.room_code_length)
+        if code is None:
+            raise ApiError(ErrorCode.ROOM_NOT_FOUND)
+        return code
+
+    def display_name(self, raw: str) -> str:
+        s = self.services.settings
+        return clean_display_name(raw, s.display_name_min_length, s.display_name_max_length)
+
+    def send_json(self, body: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body, separators=(",", ":")))
+
+    def send_membership(self, membership: Membership) -> None:
+        token = self.services.tokens.issue(membership.room_code, membership.user_id)
+        self.send_json({"roomCode": membership.room_code, "token": token, "userId": membership.user_id}, 201)
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        if isinstance(value, DomainError | StoreUnavailable | HTTPError):
+            if isinstance(value, StoreUnavailable):
+                log.warning("%s %s: Redis unavailable", self.request.method, self.request.path)
+            return
+        log.error("%s %s failed", self.request.method, self.request.path, exc_info=(typ, value, tb))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            code, message, status = exc.error_code, exc.error_message, exc.status_code
+        elif isinstance(exc, DomainError):
+            code, message, status = exc.code, exc.message, exc.code.http_status
+        elif isinstance(exc, StoreUnavailable):
+            code, message, status = ErrorCode.REDIS_UNAVAILABLE, ErrorCode.REDIS_UNAVAILABLE.message, 503
+        elif status_code >= 500:
+            code, message, status = ErrorCode.INTERNAL_ERROR, ErrorCode.INTERNAL_ERROR.message, 500
+        else:
+            code = _STATUS_CODES.get(status_code, ErrorCode.INVALID_BODY)
+            message, status = code.message, status_code
+        if status == 405:
+            self.set_header("Allow", ", ".join(m for m in ("GET", "POST", "OPTIONS") if self._implements(m)))
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"statusCode": status, "code": code.value, "message": message}))
+
+    def _implements(self, method: str) -> bool:
+        return getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
+
+
+class CreateRoomHandler(JsonHandler):
+    _schema = protocol.validator("http/create-room.request.json")
+
+    async def post(self) -> None:
+        body = self.json_body(self._schema)
+        name = self.display_name(body["displayName"])
+        limit = self.services.settings.room_max_users
+        max_users = body.get("maxUsers", limit)
+        if max_users > limit:
+            raise ApiError(ErrorCode.INVALID_BODY, f"maxUsers: must be between 1 and {limit}")
+        self.send_membership(await self.services.store.create_room(name, max_users))
+
+
+class RoomHandler(JsonHandler):
+    async def get(self, raw_code: str) -> None:
+        self.send_json(await self.services.store.get_room(self.room_code(raw_code)))
+
+
+class JoinRoomHandler(JsonHandler):
+    _schema = protocol.validator("http/join-room.request.json")
+
+    async def post(self, raw_code: str) -> None:
+        code = self.room_code(raw_code)
+        body = self.json_body(self._schema)
+        name = self.display_name(body["displayName"])
+        self.send_membership(await self.services.store.join_room(code, name))
+
+
+class RejoinRoomHandler(JsonHandler):
+    async def post(self, raw_code: str) -> None:
+        token = bearer_token(self.request.headers.get("Authorization"))
+        claims = self.services.tokens.verify(token)
+        code = raw_code.strip().upper()
+        if code != claims.room_code:
+            raise ApiError(ErrorCode.MEMBER_NOT_FOUND, "The token belongs to another room")
+        await self.services.store.check_member(code, claims.user_id)
+        self.send_membership(Membership(code, claims.user_id))
+
+
+class HealthHandler(JsonHandler):
+    async def get(self) -> None:
+        if self.services.draining:
+            self.send_json({"status": "draining", "checks": {"redis": "skipped"}}, 503)
+            return
+        try:
+            await self.services.store.ping()
+        except StoreUnavailable:
+            self.send_json({"status": "error", "checks": {"redis": "unavailable"}}, 503)
+            return
+        self.send_json({"status": "ok", "checks": {"redis": "ok"}})
+
+
+class NotFoundHandler(JsonHandler):
+    """Every unknown route, whatever the method."""
+
+    def prepare(self) -> None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"No route for {self.request.path}")

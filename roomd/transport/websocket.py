@@ -1,0 +1,189 @@
+"""The ``/ws`` endpoint: authentication, the event protocol, presence.
+
+Life of a socket: verify the token, register with the hub (buffering bus
+events), subscribe to the room, run the connect script (which returns the
+``room:state`` snapshot and its sequence number), send the snapshot, then
+replay buffered events newer than it. Events are thus never lost nor doubled
+between the snapshot and the live stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketHandler
+
+from roomd import protocol
+from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.tokens import bearer_token
+from roomd.protocol import CloseCode, ErrorCode
+from roomd.transport import frames
+from roomd.transport.commands import Caller, Command
+from roomd.transport.context import Services
+from roomd.transport.origins import origin_allowed
+
+log = logging.getLogger("roomd.ws")
+
+_CONNECT_CLOSE = {
+    ErrorCode.UNAUTHORIZED: CloseCode.UNAUTHORIZED,
+    ErrorCode.ROOM_NOT_FOUND: CloseCode.NOT_FOUND,
+    ErrorCode.MEMBER_NOT_FOUND: CloseCode.NOT_FOUND,
+}
+_ENVELOPE = protocol.validator("client/envelope.json")
+
+
+class RoomSocket(WebSocketHandler):
+    room_code: str = ""
+    user_id: str = ""
+    socket_id: str = ""
+
+    def initialize(self, services: Services, commands: dict[str, Command]) -> None:
+        self.services = services
+        self.commands = commands
+        self._buffer: list[tuple[dict[str, Any], bytes, bytes]] | None = []
+        self._subscribed = False
+        self._connected = False
+
+    # -- handshake ----------------------------------------------------------
+
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(origin, self.services.settings.cors_origins, self.request.host)
+
+    def get_compression_options(self) -> None:
+        return None  # broadcasts are pre-framed once; compression would be per socket
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        services = self.services
+        if services.draining:
+            self._fail(ErrorCode.UNKNOWN_ERROR, CloseCode.GOING_AWAY, "The server is shutting down; reconnect")
+            return
+        token = bearer_token(self.request.headers.get("Authorization")) or self.get_query_argument("token", None)
+        try:
+            claims = services.tokens.verify(token)
+        except DomainError as exc:
+            self._fail(exc.code, CloseCode.UNAUTHORIZED, exc.message)
+            return
+        self.room_code, self.user_id = claims.room_code, claims.user_id
+        self.socket_id = secrets.token_hex(8)
+        stream = self.ws_connection.stream if self.ws_connection else None
+        if stream is not None:
+            stream.set_nodelay(True)
+        services.hub.add(self)
+        try:
+            await services.bus.acquire(self.room_code)
+            self._subscribed = True
+            snapshot = await services.store.connect(self.room_code, self.user_id, self.socket_id)
+        except DomainError as exc:
+            self._fail(exc.code, _CONNECT_CLOSE.get(exc.code, CloseCode.NOT_FOUND), exc.message)
+            return
+        except (StoreUnavailable, TimeoutError):
+            log.warning("connect failed: Redis unavailable")
+            self._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
+            return
+        self._connected = True
+        self._send(frames.encode("room:state", {"room": snapshot.room, "users": snapshot.users}))
+        buffered, self._buffer = self._buffer or [], None
+        for meta, payload, wire in buffered:
+            seq = meta.get("seq")
+            if seq is None or seq > snapshot.seq:
+                self.deliver(meta, payload, wire)
+
+    def _fail(self, code: ErrorCode, close_code: CloseCode, message: str) -> None:
+        self._send(frames.error(code.value, message))
+        self.close(close_code, code.value)
+
+    # -- bus events -----------------------------------------------------------
+
+    def deliver(self, meta: dict[str, Any], payload: bytes, wire: bytes) -> None:
+        """Apply one room event to this socket (called by the hub, same bytes for all)."""
+        if self._buffer is not None:
+            self._buffer.append((meta, payload, wire))
+            return
+        user_id = self.user_id
+        direct = meta.get("direct")
+        if direct is not None and direct.get("userId") == user_id:
+            self._send(frames.encode(direct["event"], direct["data"]))
+        elif meta.get("skip") != user_id:
+            self._write_wire(wire)
+        close = meta.get("close")
+        if (
+            close is not None
+            and close.get("userId", user_id) == user_id
+            and close.get("exceptSocket") != self.socket_id
+        ):
+            code = CloseCode(close["code"])
+            self.close(code, code.name)
+
+    def _send(self, payload: bytes) -> None:
+        self._write_wire(frames.wire(payload))
+
+    def _write_wire(self, wire: bytes) -> None:
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return
+        with contextlib.suppress(StreamClosedError):
+            conn.stream.write(wire)
+
+    # -- client frames --------------------------------------------------------
+
+    async def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self._send(frames.error(ErrorCode.INVALID_MESSAGE.value, "Frames must be JSON text frames"))
+            return
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            self._send(frames.error(ErrorCode.INVALID_MESSAGE.value, "The frame is not valid JSON"))
+            return
+        problem = protocol.first_error(_ENVELOPE, frame)
+        msg_id = frame.get("id") if isinstance(frame, dict) and isinstance(frame.get("id"), str | int) else None
+        event = frame.get("event") if isinstance(frame, dict) and isinstance(frame.get("event"), str) else None
+        if problem is not None:
+            self._send(frames.error(ErrorCode.INVALID_MESSAGE.value, problem, msg_id=msg_id, event=event))
+            return
+        command = self.commands.get(frame["event"])
+        if command is None:
+            self._send(
+                frames.error(ErrorCode.UNKNOWN_EVENT.value, f"Unknown event {event!r}", msg_id=msg_id, event=event)
+            )
+            return
+        problem = protocol.first_error(command.validator, frame)
+        if problem is not None:
+            self._send(frames.error(ErrorCode.INVALID_MESSAGE.value, problem, msg_id=msg_id, event=event))
+            return
+        try:
+            await command.handler(self.services.store, Caller(self.room_code, self.user_id), frame.get("data") or {})
+        except DomainError as exc:
+            self._send(frames.error(exc.code.value, exc.message, msg_id=msg_id, event=event))
+        except StoreUnavailable:
+            self._send(
+                frames.error(
+                    ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message, msg_id=msg_id, event=event
+                )
+            )
+        except Exception:
+            log.exception("event %s failed (room %s)", event, self.room_code)
+            self._send(
+                frames.error(ErrorCode.UNKNOWN_ERROR.value, ErrorCode.UNKNOWN_ERROR.message, msg_id=msg_id, event=event)
+            )
+
+    # -- teardown -------------------------------------------------------------
+
+    def on_close(self) -> None:
+        services = self.services
+        services.hub.remove(self)
+        if self._subscribed:
+            services.bus.release(self.room_code)
+        if self._connected:
+            services.spawn(self._mark_disconnected())
+
+    async def _mark_disconnected(self) -> None:
+        try:
+            await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
+        except StoreUnavailable:
+            log.warning("could not mark a user disconnected: Redis unavailable")

@@ -1,0 +1,61 @@
+"""Fixtures: one private redis-server per session, roomd processes on top of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from roomd.domain.store import RoomStore, make_redis_client
+from tests.support.clients import Api
+from tests.support.processes import RedisServer, RoomdProcess
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = make_redis_client(redis_server.url, command_timeout=5)
+    await client.flushdb()  # our private server only
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_client: aioredis.Redis) -> RoomStore:
+    return RoomStore(redis_client, ttl_seconds=600, max_users=10)
+
+
+@pytest.fixture(scope="session")
+def roomd(redis_server: RedisServer) -> Iterator[RoomdProcess]:
+    """The shared roomd process for end-to-end tests that need no special settings."""
+    process = RoomdProcess(redis_server.url).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def api(roomd: RoomdProcess, redis_client: aioredis.Redis) -> Api:
+    return Api(roomd.http)
+
+
+@pytest.fixture
+def spawn_roomd(redis_server: RedisServer) -> Iterator[Callable[..., RoomdProcess]]:
+    """Start extra roomd processes with custom settings; all stopped after the test."""
+    started: list[RoomdProcess] = []
+
+    def start(redis_url: str | None = None, wait: bool = True, **env: str) -> RoomdProcess:
+        process = RoomdProcess(redis_url or redis_server.url, **env)
+        started.append(process)
+        return process.start(wait=wait)
+
+    yield start
+    for process in started:
+        process.stop()

@@ -1,0 +1,1 @@
+"""Test support: private redis-server and roomd processes, and protocol clients."""
