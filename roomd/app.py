@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import tornado.web
 
 from roomd.bus import RoomBus
 from roomd.config import Settings
+from roomd.protocol import protocol_dir
 from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.tokens import TokenIssuer
 from roomd.transport import http
@@ -16,6 +18,7 @@ from roomd.transport.context import Services
 from roomd.transport.hub import Hub
 from roomd.transport.websocket import RoomSocket
 
+STATIC_DIR = Path(__file__).with_name("static")
 CODE_PATTERN = r"([^/]+)"
 
 
@@ -50,6 +53,9 @@ def make_app(services: Services) -> tornado.web.Application:
             (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
             (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
             (r"/ws", RoomSocket, {"services": services, "commands": build_table()}),
+            (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
+            (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
+            (r"/client/(.*)", tornado.web.StaticFileHandler, {"path": str(protocol_dir() / "client")}),
         ],
         default_handler_class=http.NotFoundHandler,
         services=services,

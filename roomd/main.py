@@ -14,7 +14,7 @@ import sys
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from roomd import __version__, config
+from roomd import __version__, config, sdnotify
 from roomd.app import build_services, make_app
 from roomd.devredis import DevRedis, DevRedisError
 from roomd.domain.errors import StoreUnavailable
@@ -89,6 +89,7 @@ async def serve(settings: config.Settings, redis_url: str) -> None:
         log.error("Redis does not answer yet; serving 503 REDIS_UNAVAILABLE until it does")
     instance = f"{socket.gethostname()}:{os.getpid()}:{port}"
     duties = asyncio.create_task(_background_duties(services, instance))
+    sdnotify.notify("READY=1")
     log.info("roomd %s listening on http://%s:%d (ws path /ws)", __version__, settings.host, port)
 
     stop = asyncio.Event()
@@ -111,6 +112,7 @@ async def serve(settings: config.Settings, redis_url: str) -> None:
 
 async def drain(services: Services, server: HTTPServer, timeout: float) -> None:
     """Stop accepting, close every socket with 1001, let in-flight work finish."""
+    sdnotify.notify("STOPPING=1")
     log.info("draining: closing %d socket(s)", len(services.hub))
     services.draining = True
     server.stop()

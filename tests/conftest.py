@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from roomd.domain.store import RoomStore, make_redis_client
-from tests.support.clients import Api
+from tests.support.clients import Api, Socket
 from tests.support.processes import RedisServer, RoomdProcess
 
 
@@ -59,3 +59,12 @@ def spawn_roomd(redis_server: RedisServer) -> Iterator[Callable[..., RoomdProces
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(autouse=True)
+async def close_sockets() -> AsyncIterator[None]:
+    """Close every client WebSocket a test opened (unclosed ones warn, and warnings fail)."""
+    yield
+    sockets, Socket.opened[:] = list(Socket.opened), []
+    for sock in sockets:
+        sock.close()

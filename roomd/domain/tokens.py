@@ -36,7 +36,13 @@ class TokenIssuer:
 
     def issue(self, room_code: str, user_id: str) -> str:
         now = int(time.time())
-        claims = {"roomCode": room_code, "userId": user_id, "iat": now, "exp": now + self._ttl, "jti": secrets.token_hex(8)}
+        claims = {
+            "roomCode": room_code,
+            "userId": user_id,
+            "iat": now,
+            "exp": now + self._ttl,
+            "jti": secrets.token_hex(8),
+        }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str | None) -> Claims:

@@ -75,9 +75,12 @@ def check_server_frame(frame: dict[str, Any]) -> None:
 class Socket:
     """A WebSocket client that validates every received frame against the protocol."""
 
+    opened: list[Socket] = []  # closed by the ``close_sockets`` fixture after each test
+
     def __init__(self, conn: WebSocketClientConnection) -> None:
         self.conn = conn
         self.received: list[dict[str, Any]] = []
+        Socket.opened.append(self)
 
     @classmethod
     async def connect(cls, ws_url: str, token: str | None = None, *, query: bool = False,

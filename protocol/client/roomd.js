@@ -1,0 +1,1 @@
+// placeholder: the JavaScript client lands with its issue
