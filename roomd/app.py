@@ -9,9 +9,9 @@ import tornado.web
 
 from roomd.bus import RoomBus
 from roomd.config import Settings
-from roomd.protocol import protocol_dir
 from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.tokens import TokenIssuer
+from roomd.protocol import protocol_dir
 from roomd.transport import http
 from roomd.transport.commands import build_table
 from roomd.transport.context import Services

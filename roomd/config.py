@@ -125,6 +125,20 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
+def redis_url_from_env(environ: Mapping[str, str]) -> str | None:
+    """REDIS_URL, else redis://REDIS_HOST:REDIS_PORT/0, else None (development: a private Redis)."""
+    raw = (environ.get("REDIS_URL") or "").strip()
+    if raw:
+        return _redis_url("REDIS_URL", raw)
+    host = (environ.get("REDIS_HOST") or "").strip()
+    if host:
+        port = _int("REDIS_PORT", environ.get("REDIS_PORT") or "6379", 1, 65535)
+        return f"redis://{host}:{port}/0"
+    if (environ.get("REDIS_PORT") or "").strip():
+        raise ConfigError("REDIS_PORT is set but REDIS_HOST is not")
+    return None
+
+
 def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
     """Merge ``.env`` into ``os.environ`` without overriding real environment variables."""
     if Path(path).is_file():
@@ -164,13 +178,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("HTTP_MAX_BODY_BYTES", "http_max_body_bytes", lambda n, r: _int(n, r, 256))
     take("LOG_LEVEL", "log_level", _choice(*LOG_LEVELS))
     take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
-    take("REDIS_URL", "redis_url", _redis_url)
-    if "redis_url" not in values and (env.get("REDIS_HOST") or "").strip():
-        host = env["REDIS_HOST"].strip()
-        port = _int("REDIS_PORT", env.get("REDIS_PORT") or "6379", 1, 65535)
-        values["redis_url"] = f"redis://{host}:{port}/0"
-    elif (env.get("REDIS_PORT") or "").strip() and "redis_url" not in values:
-        raise ConfigError("REDIS_PORT is set but REDIS_HOST is not")
+    url = redis_url_from_env(env)
+    if url is not None:
+        values["redis_url"] = url
 
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.display_name_min_length > settings.display_name_max_length:
