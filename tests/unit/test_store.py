@@ -1,0 +1,249 @@
+"""The Redis model's atomic operations, against a real private redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+
+from roomd.domain.errors import DomainError
+from roomd.domain.store import EXPIRY_KEY, INDEX_KEY, RoomStore, channel
+from roomd.protocol import ErrorCode
+
+
+async def keys_of(client: aioredis.Redis, code: str, user_ids: list[str]) -> list[str]:
+    names = [f"room:{code}", f"room:{code}:users", *(f"user:{u}" for u in user_ids)]
+    return [n for n in names if await client.exists(n)]
+
+
+async def test_create_makes_host_member_with_ttl(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    m = await store.create_room("Ana", 5)
+    room = json.loads(await redis_client.get(f"room:{m.room_code}"))
+    assert room["hostId"] == m.user_id and room["maxUsers"] == 5 and room["isLocked"] is False
+    assert await redis_client.smembers(f"room:{m.room_code}:users") == {m.user_id.encode()}
+    user = json.loads(await redis_client.get(f"user:{m.user_id}"))
+    assert user["displayName"] == "Ana" and user["roomCode"] == m.room_code and user["isConnected"] is False
+    for key in (f"room:{m.room_code}", f"room:{m.room_code}:users", f"user:{m.user_id}"):
+        assert 0 < await redis_client.ttl(key) <= 600
+    assert await redis_client.zscore(INDEX_KEY, m.room_code) is not None
+    assert await redis_client.zscore(EXPIRY_KEY, m.room_code) is not None
+
+
+async def test_codes_use_the_alphabet_and_length(redis_client: aioredis.Redis) -> None:
+    store = RoomStore(redis_client, ttl_seconds=60, code_alphabet="XYZ", code_length=6)
+    codes = {(await store.create_room("A")).room_code for _ in range(20)}
+    assert len(codes) == 20
+    assert all(len(c) == 6 and set(c) <= set("XYZ") for c in codes)
+
+
+async def test_code_space_exhaustion_is_a_clear_error(redis_client: aioredis.Redis) -> None:
+    store = RoomStore(redis_client, ttl_seconds=60, code_alphabet="AB", code_length=1)
+    assert {(await store.create_room("A")).room_code for _ in range(2)} == {"A", "B"}
+    with pytest.raises(DomainError) as info:
+        await store.create_room("C")
+    assert info.value.code is ErrorCode.ROOM_CODE_GENERATION_FAILED
+
+
+async def test_concurrent_creates_never_share_a_code(redis_client: aioredis.Redis) -> None:
+    store = RoomStore(redis_client, ttl_seconds=60, code_alphabet="ABCDEF", code_length=2)
+    results = await asyncio.gather(*(store.create_room(f"P{i}") for i in range(30)), return_exceptions=True)
+    codes = [r.room_code for r in results if not isinstance(r, BaseException)]
+    assert len(codes) == len(set(codes)) == 30
+    for code in codes:
+        assert await redis_client.scard(f"room:{code}:users") == 1
+
+
+async def test_thirty_concurrent_joins_fill_exactly_to_capacity(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host", 10)
+    results = await asyncio.gather(
+        *(store.join_room(host.room_code, f"P{i}") for i in range(30)), return_exceptions=True
+    )
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(ok) == 9
+    assert all(isinstance(f, DomainError) and f.code is ErrorCode.ROOM_FULL for f in failed)
+    assert await redis_client.scard(f"room:{host.room_code}:users") == 10
+
+
+async def test_join_refused_when_locked_or_missing(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    assert await store.set_lock(host.room_code, host.user_id) is True
+    with pytest.raises(DomainError) as info:
+        await store.join_room(host.room_code, "Late")
+    assert info.value.code is ErrorCode.ROOM_LOCKED
+    with pytest.raises(DomainError) as info:
+        await store.join_room("ZZZZ", "Lost")
+    assert info.value.code is ErrorCode.ROOM_NOT_FOUND
+
+
+async def test_host_leaving_passes_to_longest_standing_connected_member(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    first = await store.join_room(host.room_code, "First")
+    second = await store.join_room(host.room_code, "Second")
+    third = await store.join_room(host.room_code, "Third")
+    # "First" is the oldest but offline; the oldest connected member is "Second".
+    await store.connect(host.room_code, second.user_id, "s2")
+    await store.connect(host.room_code, third.user_id, "s3")
+    result = await store.leave(host.room_code, host.user_id)
+    assert result.new_host_id == second.user_id
+    assert (await store.get_room(host.room_code))["hostId"] == second.user_id
+    # Nobody connected: the longest-standing member wins.
+    await store.disconnect(host.room_code, second.user_id, "s2")
+    await store.disconnect(host.room_code, third.user_id, "s3")
+    result = await store.leave(host.room_code, second.user_id)
+    assert result.new_host_id == first.user_id
+
+
+async def test_last_member_leaving_deletes_the_room(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Solo")
+    result = await store.leave(host.room_code, host.user_id)
+    assert result.room_deleted
+    assert await keys_of(redis_client, host.room_code, [host.user_id]) == []
+    assert await redis_client.zscore(INDEX_KEY, host.room_code) is None
+
+
+async def test_close_deletes_every_key(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host")
+    player = await store.join_room(host.room_code, "P")
+    with pytest.raises(DomainError) as info:
+        await store.close_room(host.room_code, player.user_id)
+    assert info.value.code is ErrorCode.NOT_HOST
+    await store.close_room(host.room_code, host.user_id)
+    assert await keys_of(redis_client, host.room_code, [host.user_id, player.user_id]) == []
+    with pytest.raises(DomainError) as info:
+        await store.check_member(host.room_code, host.user_id)
+    assert info.value.code is ErrorCode.ROOM_NOT_FOUND
+
+
+async def test_kick_rules(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    player = await store.join_room(host.room_code, "P")
+    other = await store.create_room("Elsewhere")
+    cases = [
+        (player.user_id, host.user_id, ErrorCode.NOT_HOST),
+        (host.user_id, host.user_id, ErrorCode.CANNOT_KICK_SELF),
+        (host.user_id, other.user_id, ErrorCode.MEMBER_NOT_FOUND),  # a user of another room
+        (host.user_id, "nobody", ErrorCode.MEMBER_NOT_FOUND),
+    ]
+    for actor, target, expected in cases:
+        with pytest.raises(DomainError) as info:
+            await store.kick(host.room_code, actor, target)
+        assert info.value.code is expected
+    await store.kick(host.room_code, host.user_id, player.user_id)
+    with pytest.raises(DomainError) as info:
+        await store.check_member(host.room_code, player.user_id)
+    assert info.value.code is ErrorCode.MEMBER_NOT_FOUND
+    await store.check_member(other.room_code, other.user_id)  # untouched
+
+
+async def test_admin_kick_of_the_host_reassigns(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    player = await store.join_room(host.room_code, "P")
+    result = await store.kick(host.room_code, None, host.user_id)
+    assert result.new_host_id == player.user_id
+
+
+async def test_transfer_host_rules(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    player = await store.join_room(host.room_code, "P")
+    for actor, target, expected in [
+        (player.user_id, player.user_id, ErrorCode.NOT_HOST),
+        (host.user_id, host.user_id, ErrorCode.ALREADY_HOST),
+        (host.user_id, "ghost", ErrorCode.MEMBER_NOT_FOUND),
+    ]:
+        with pytest.raises(DomainError) as info:
+            await store.transfer_host(host.room_code, actor, target)
+        assert info.value.code is expected
+    await store.transfer_host(host.room_code, host.user_id, player.user_id)
+    assert (await store.get_room(host.room_code))["hostId"] == player.user_id
+
+
+async def test_failed_operations_change_nothing(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host")
+    player = await store.join_room(host.room_code, "P")
+    before = await redis_client.get(f"room:{host.room_code}")
+    for attempt in (
+        store.set_lock(host.room_code, player.user_id),
+        store.kick(host.room_code, player.user_id, host.user_id),
+        store.transfer_host(host.room_code, player.user_id, player.user_id),
+        store.close_room(host.room_code, player.user_id),
+    ):
+        with pytest.raises(DomainError):
+            await attempt
+    assert await redis_client.get(f"room:{host.room_code}") == before
+
+
+async def test_concurrent_toggles_are_never_lost(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    await asyncio.gather(*(store.set_lock(host.room_code, host.user_id) for _ in range(31)))
+    assert (await store.get_room(host.room_code))["isLocked"] is True  # odd number of toggles
+
+
+async def test_concurrent_leaves_keep_exactly_one_host(store: RoomStore) -> None:
+    host = await store.create_room("Host")
+    players = [await store.join_room(host.room_code, f"P{i}") for i in range(6)]
+    leavers = [host, *players[:4]]
+    await asyncio.gather(*(store.leave(host.room_code, m.user_id) for m in leavers))
+    room = await store.get_room(host.room_code)
+    remaining = {m.user_id for m in players[4:]}
+    assert room["hostId"] in remaining and room["memberCount"] == 2
+
+
+async def test_connect_snapshot_and_replacement(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host")
+    snapshot = await store.connect(host.room_code, host.user_id, "sock-1")
+    assert snapshot.users == [{"id": host.user_id, "displayName": "Host", "isConnected": True, "isHost": True}]
+    assert snapshot.room["code"] == host.room_code and snapshot.seq >= 1
+    # A newer socket replaces the first; the old socket's disconnect must not flip presence.
+    await store.connect(host.room_code, host.user_id, "sock-2")
+    assert await store.disconnect(host.room_code, host.user_id, "sock-1") is False
+    assert (await store.get_user(host.user_id))["isConnected"] is True
+    assert await store.disconnect(host.room_code, host.user_id, "sock-2") is True
+    assert (await store.get_user(host.user_id))["isConnected"] is False
+
+
+async def test_every_mutation_publishes_in_order(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host")
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(channel(host.room_code))
+    await pubsub.get_message(timeout=1)  # subscribe confirmation
+    player = await store.join_room(host.room_code, "P")
+    await store.connect(host.room_code, player.user_id, "s")
+    await store.set_lock(host.room_code, host.user_id)
+    await store.transfer_host(host.room_code, host.user_id, player.user_id)
+    await store.kick(host.room_code, player.user_id, host.user_id)
+    await store.close_room(host.room_code, None)
+    seen = []
+    while len(seen) < 6:
+        message = await pubsub.get_message(timeout=2)
+        assert message is not None
+        if message["type"] == "message":
+            meta, _, frame = message["data"].partition(b"\n")
+            seen.append((json.loads(meta).get("seq"), json.loads(frame)["event"]))
+    await pubsub.aclose()
+    assert [event for _, event in seen] == [
+        "user:joined",
+        "user:connected",
+        "room:lock_toggled",
+        "room:host_updated",
+        "user:left",
+        "room:closed",
+    ]
+    seqs = [seq for seq, _ in seen]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_expiry_sweep_closes_expired_rooms_once(redis_client: aioredis.Redis) -> None:
+    store = RoomStore(redis_client, ttl_seconds=600)
+    other = RoomStore(redis_client, ttl_seconds=600)  # a second instance sweeping too
+    host = await store.create_room("Host")
+    alive = await store.create_room("Alive")
+    await redis_client.delete(f"room:{host.room_code}")  # as if Redis expired it
+    await redis_client.zadd(EXPIRY_KEY, {host.room_code: 0, alive.room_code: 0})
+    closed = await asyncio.gather(store.expire_due_rooms(), other.expire_due_rooms())
+    assert sorted(closed[0] + closed[1]) == [host.room_code]
+    # The live room was re-armed with its real deadline, not closed.
+    assert await redis_client.zscore(EXPIRY_KEY, alive.room_code) > 0
+    await store.check_member(alive.room_code, alive.user_id)
