@@ -167,7 +167,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("ROOM_CODE_ALPHABET", "room_code_alphabet", _alphabet)
     take("ROOM_CODE_LENGTH", "room_code_length", lambda n, r: _int(n, r, 1, 32))
     take("ROOM_MAX_USERS", "room_max_users", lambda n, r: _int(n, r, 1, 10_000))
-    take("ROOM_TTL_SECONDS", "room_ttl_seconds", lambda n, r: _int(n, r, 10))
+    take("ROOM_TTL_SECONDS", "room_ttl_seconds", lambda n, r: _int(n, r, 1))
     take("USER_DISPLAY_NAME_MIN_LENGTH", "display_name_min_length", lambda n, r: _int(n, r, 1, 1000))
     take("USER_DISPLAY_NAME_MAX_LENGTH", "display_name_max_length", lambda n, r: _int(n, r, 1, 1000))
     take("THROTTLE_TTL_MS", "throttle_ttl_ms", lambda n, r: _int(n, r, 1))
