@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from roomd.transport import http
 from roomd.transport.commands import build_table
 from roomd.transport.context import Services
 from roomd.transport.hub import Hub
-from roomd.transport.websocket import RoomSocket
+from roomd.transport.websocket import RoomSocket, resync_rooms
 
 STATIC_DIR = Path(__file__).with_name("static")
 CODE_PATTERN = r"([^/]+)"
@@ -40,6 +41,7 @@ def build_services(settings: Settings, redis_url: str) -> Services:
     bus = RoomBus(redis_url, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
     services = Services(settings=settings, store=store, tokens=tokens, bus=bus, hub=hub)
+    bus.on_resubscribed = functools.partial(resync_rooms, services)
     return services
 
 

@@ -19,7 +19,8 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, ConnectionPool
@@ -50,7 +51,7 @@ class RoomBus:
         publisher: aioredis.Redis,
         deliver: Deliver,
         *,
-        on_resubscribed: Resubscribed | None = None,
+        on_resubscribed: Resubscribed | None = None,  # may also be assigned later
         connect_timeout: float = 10.0,
         check_interval: float = 5.0,
         subscribe_timeout: float = 5.0,
@@ -60,7 +61,7 @@ class RoomBus:
         )
         self._publisher = publisher
         self._deliver = deliver
-        self._on_resubscribed = on_resubscribed
+        self.on_resubscribed = on_resubscribed
         self._check_interval = check_interval
         self._subscribe_timeout = subscribe_timeout
         self._refs: dict[str, int] = {}
@@ -70,6 +71,7 @@ class RoomBus:
         self._self_channel = f"roomd:bus:{secrets.token_hex(8)}"
         self._last_heard = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._closing = False
         self.reconnects = 0
 
@@ -117,7 +119,12 @@ class RoomBus:
             self._refs[code] = count
             return
         self._refs.pop(code, None)
-        asyncio.ensure_future(self._send("UNSUBSCRIBE", channel(code)))
+        self._spawn(self._send("UNSUBSCRIBE", channel(code)))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _send(self, *args: str) -> None:
         conn = self._conn
@@ -144,8 +151,8 @@ class RoomBus:
                 if not first:
                     self.reconnects += 1
                     log.warning("pub/sub reconnected; %d room(s) re-subscribed", len(rooms))
-                    if self._on_resubscribed is not None:
-                        asyncio.ensure_future(self._resync_after(rooms))
+                    if self.on_resubscribed is not None:
+                        self._spawn(self._resync_after(rooms))
                 first = False
                 delay = 0.05
                 while True:
@@ -166,9 +173,9 @@ class RoomBus:
             delay = min(delay * 2, 2.0)
 
     async def _resync_after(self, rooms: list[str]) -> None:
-        assert self._on_resubscribed is not None
+        assert self.on_resubscribed is not None
         try:
-            await self._on_resubscribed(rooms)
+            await self.on_resubscribed(rooms)
         except Exception:
             log.exception("resynchronising rooms after a pub/sub reconnect failed")
 

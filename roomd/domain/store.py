@@ -95,6 +95,10 @@ class RemovalResult:
     room_deleted: bool
 
 
+class Replaced(Exception):
+    """The user's current socket is another one (it replaced this one)."""
+
+
 class RoomStore:
     """Atomic room operations over one ``redis.asyncio`` client."""
 
@@ -124,6 +128,7 @@ class RoomStore:
                 "transfer_host",
                 "close",
                 "expire",
+                "snapshot",
             )
         }
 
@@ -164,10 +169,20 @@ class RoomStore:
     # -- presence ---------------------------------------------------------
 
     async def connect(self, code: str, user_id: str, socket_id: str) -> Snapshot:
-        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms())
-        state = json.loads(raw)
-        room = state["room"]
-        return Snapshot(room=public_room(room, len(state["users"])), users=state["users"], seq=int(room["seq"]))
+        """Mark the user connected on ``socket_id``; returns the ``room:state`` to send first."""
+        return _snapshot(await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms()))
+
+    async def snapshot(self, code: str, user_id: str, socket_id: str) -> Snapshot:
+        """Read-only ``room:state`` for a live socket that may have missed events.
+
+        Raises ``Replaced`` if another socket has taken over the user meanwhile.
+        """
+        try:
+            return _snapshot(await self._run("snapshot", code, user_id, socket_id))
+        except ResponseError as exc:
+            if str(exc).strip() == "REPLACED":
+                raise Replaced() from None
+            raise
 
     async def disconnect(self, code: str, user_id: str, socket_id: str) -> bool:
         """Mark the user disconnected if ``socket_id`` is still their socket."""
@@ -257,6 +272,12 @@ def public_room(room: dict[str, Any], member_count: int) -> dict[str, Any]:
         "updatedAt": iso(room.get("updatedAt", room["createdAt"])),
         "expiresAt": iso(room.get("expiresAt")),
     }
+
+
+def _snapshot(raw: bytes | str) -> Snapshot:
+    state = json.loads(raw)
+    room = state["room"]
+    return Snapshot(room=public_room(room, len(state["users"])), users=state["users"], seq=int(room["seq"]))
 
 
 def _text(value: bytes | str) -> str:

@@ -20,6 +20,7 @@ from tornado.websocket import WebSocketHandler
 
 from roomd import protocol
 from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.store import Replaced, Snapshot
 from roomd.domain.tokens import bearer_token
 from roomd.protocol import CloseCode, ErrorCode
 from roomd.transport import frames
@@ -46,6 +47,7 @@ class RoomSocket(WebSocketHandler):
         self.services = services
         self.commands = commands
         self._buffer: list[tuple[dict[str, Any], bytes, bytes]] | None = []
+        self._seen_seq = 0  # events at or below this are already reflected in what the client has
         self._subscribed = False
         self._connected = False
 
@@ -86,12 +88,27 @@ class RoomSocket(WebSocketHandler):
             self._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
             return
         self._connected = True
-        self._send(frames.encode("room:state", {"room": snapshot.room, "users": snapshot.users}))
+        self._send_state(snapshot)
         buffered, self._buffer = self._buffer or [], None
         for meta, payload, wire in buffered:
-            seq = meta.get("seq")
-            if seq is None or seq > snapshot.seq:
-                self.deliver(meta, payload, wire)
+            self.deliver(meta, payload, wire)
+
+    def _send_state(self, snapshot: Snapshot) -> None:
+        self._seen_seq = max(self._seen_seq, snapshot.seq)
+        self._send(frames.encode("room:state", {"room": snapshot.room, "users": snapshot.users}))
+
+    async def resync(self) -> None:
+        """Send a fresh ``room:state`` after the bus may have lost events (pub/sub reconnect)."""
+        if not self._connected or self._buffer is not None:
+            return
+        try:
+            snapshot = await self.services.store.snapshot(self.room_code, self.user_id, self.socket_id)
+        except Replaced:
+            self.close(CloseCode.REPLACED, CloseCode.REPLACED.name)
+        except DomainError as exc:
+            self._fail(exc.code, CloseCode.NOT_FOUND, exc.message)
+        else:
+            self._send_state(snapshot)
 
     def _fail(self, code: ErrorCode, close_code: CloseCode, message: str) -> None:
         self._send(frames.error(code.value, message))
@@ -104,6 +121,11 @@ class RoomSocket(WebSocketHandler):
         if self._buffer is not None:
             self._buffer.append((meta, payload, wire))
             return
+        seq = meta.get("seq")
+        if seq is not None:
+            if seq <= self._seen_seq:
+                return
+            self._seen_seq = seq
         user_id = self.user_id
         direct = meta.get("direct")
         if direct is not None and direct.get("userId") == user_id:
@@ -187,3 +209,14 @@ class RoomSocket(WebSocketHandler):
             await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
         except StoreUnavailable:
             log.warning("could not mark a user disconnected: Redis unavailable")
+
+
+async def resync_rooms(services: Services, rooms: list[str]) -> None:
+    """After a pub/sub reconnect: resend ``room:state`` to every local socket of ``rooms``."""
+    sockets = [sock for code in rooms for sock in services.hub.sockets(code)]
+    for sock in sockets:
+        if isinstance(sock, RoomSocket):
+            try:
+                await sock.resync()
+            except StoreUnavailable:
+                log.warning("resync of a socket failed: Redis unavailable")

@@ -15,12 +15,4 @@ redis.call('SET', user_key(user_id), cjson.encode(user), 'PX', ttl)
 publish(code, room, 'user:connected', {user = public_user(user, room)},
         {skip = user_id, close = {userId = user_id, code = 4409, exceptSocket = socket_id}})
 touch(code, room, ttl, now)
-local users = {}
-for _, id in ipairs(redis.call('SMEMBERS', users_key(code))) do
-  local u = load_user(id)
-  if u then table.insert(users, u) end
-end
-table.sort(users, function(a, b) return a.joinSeq < b.joinSeq end)
-local public = {}
-for i, u in ipairs(users) do public[i] = public_user(u, room) end
-return cjson.encode({room = room, users = public})
+return snapshot_json(code, room)

@@ -80,3 +80,16 @@ local function next_host(code)
   end
   return best_connected or best
 end
+
+-- The room:state payload {room, users} (users oldest first) as JSON.
+local function snapshot_json(code, room)
+  local users = {}
+  for _, id in ipairs(redis.call('SMEMBERS', users_key(code))) do
+    local u = load_user(id)
+    if u then table.insert(users, u) end
+  end
+  table.sort(users, function(a, b) return a.joinSeq < b.joinSeq end)
+  local public = {}
+  for i, u in ipairs(users) do public[i] = public_user(u, room) end
+  return cjson.encode({room = room, users = public})
+end
