@@ -78,7 +78,7 @@ async def test_bad_tokens_close_4401(roomd: RoomdProcess, token: str | None) -> 
 
 async def test_room_gone_or_not_member_closes_4404(api: Api, roomd: RoomdProcess, store) -> None:
     members, sockets = await joined(api, roomd, ["Ana", "Bob"])
-    host, player = members
+    host, _player = members
     ghost = _token({"roomCode": host["roomCode"], "userId": "not-a-member", "exp": 9999999999})
     s = await Socket.connect(roomd.ws, ghost)
     assert (await s.expect("error:room"))["code"] == "MEMBER_NOT_FOUND"
@@ -104,7 +104,7 @@ async def test_room_gone_or_not_member_closes_4404(api: Api, roomd: RoomdProcess
     ],
 )
 async def test_bad_frames_get_errors_and_the_socket_stays_open(api: Api, roomd: RoomdProcess, raw: str, code: str):
-    (host,), (hs,) = await joined(api, roomd, ["Ana"])
+    (_host,), (hs,) = await joined(api, roomd, ["Ana"])
     await hs.send_raw(raw)
     assert (await hs.expect("error:room"))["code"] == code
     await hs.send("room:toggle_lock")  # still open and working
@@ -119,7 +119,7 @@ async def test_binary_frames_are_invalid(api: Api, roomd: RoomdProcess) -> None:
 
 
 async def test_errors_echo_id_and_event(api: Api, roomd: RoomdProcess) -> None:
-    _, (hs, ps) = await joined(api, roomd, ["Ana", "Bob"])
+    _, (_hs, ps) = await joined(api, roomd, ["Ana", "Bob"])
     await ps.send("room:toggle_lock", msg_id="req-7")
     assert await ps.expect("error:room") == {
         "code": "NOT_HOST",
@@ -133,7 +133,7 @@ async def test_errors_echo_id_and_event(api: Api, roomd: RoomdProcess) -> None:
 
 
 async def test_oversized_frame_closes_1009(api: Api, roomd: RoomdProcess) -> None:
-    (host,), (hs,) = await joined(api, roomd, ["Ana"])
+    (_host,), (hs,) = await joined(api, roomd, ["Ana"])
     await hs.send_raw(json.dumps({"event": "room:leave", "data": {"pad": "x" * 20_000}}))
     assert await hs.closed() == 1009
 
@@ -158,7 +158,7 @@ async def test_non_host_events_are_refused(api: Api, roomd: RoomdProcess, event:
 
 
 async def test_host_event_errors(api: Api, roomd: RoomdProcess) -> None:
-    members, (hs, ps) = await joined(api, roomd, ["Ana", "Bob"])
+    members, (hs, _ps) = await joined(api, roomd, ["Ana", "Bob"])
     host, _ = members
     outsider = await api.create("Zed")
     cases = [
@@ -230,7 +230,7 @@ async def test_leave(api: Api, roomd: RoomdProcess) -> None:
 
 async def test_host_leaving_hands_over_deterministically(api: Api, roomd: RoomdProcess) -> None:
     members, (hs, ps, cs) = await joined(api, roomd, ["Ana", "Bob", "Cy"])
-    host, player, third = members
+    host, player, _third = members
     await hs.send("room:leave")
     assert await hs.closed() == 1000
     for s in (ps, cs):
