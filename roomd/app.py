@@ -11,6 +11,7 @@ import tornado.web
 from roomd.bus import RoomBus
 from roomd.config import Settings
 from roomd.domain.store import RoomStore, make_redis_client
+from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.protocol import protocol_dir
 from roomd.transport import http
@@ -36,11 +37,13 @@ def build_services(settings: Settings, redis_url: str) -> Services:
         code_alphabet=settings.room_code_alphabet,
         code_length=settings.room_code_length,
         max_users=settings.room_max_users,
+        command_timeout=settings.redis_command_timeout,
     )
     hub = Hub()
     bus = RoomBus(redis_url, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
-    services = Services(settings=settings, store=store, tokens=tokens, bus=bus, hub=hub)
+    throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout)
+    services = Services(settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle)
     bus.on_resubscribed = functools.partial(resync_rooms, services)
     return services
 

@@ -50,7 +50,14 @@ class Settings:
     ws_ping_interval: float = 25.0
     ws_max_message_bytes: int = 16_384
     http_max_body_bytes: int = 16_384
+    ws_max_buffer_bytes: int = 1_048_576
+    ws_rate_limit: float = 20.0
+    ws_rate_burst: int = 40
+    trust_proxy: tuple[str, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_enabled: bool = True
+    workers: int = 1
     state_dir: Path = Path(".roomd")
 
     @property
@@ -139,6 +146,30 @@ def redis_url_from_env(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """Trusted proxy addresses or CIDR ranges, validated now, matched in the HTTP layer."""
+    import ipaddress
+
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR range") from None
+    return tuple(found)
+
+
 def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
     """Merge ``.env`` into ``os.environ`` without overriding real environment variables."""
     if Path(path).is_file():
@@ -176,7 +207,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("WS_PING_INTERVAL", "ws_ping_interval", lambda n, r: _float(n, r, 0))
     take("WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", lambda n, r: _int(n, r, 256))
     take("HTTP_MAX_BODY_BYTES", "http_max_body_bytes", lambda n, r: _int(n, r, 256))
+    take("WS_MAX_BUFFER_BYTES", "ws_max_buffer_bytes", lambda n, r: _int(n, r, 1024))
+    take("WS_RATE_LIMIT", "ws_rate_limit", lambda n, r: _float(n, r, 0.1))
+    take("WS_RATE_BURST", "ws_rate_burst", lambda n, r: _int(n, r, 1))
+    take("TRUST_PROXY", "trust_proxy", _networks)
     take("LOG_LEVEL", "log_level", _choice(*LOG_LEVELS))
+    take("LOG_FORMAT", "log_format", _choice("text", "json"))
+    take("METRICS_ENABLED", "metrics_enabled", _bool)
+    take("WORKERS", "workers", lambda n, r: _int(n, r, 1, 256))
     take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
     url = redis_url_from_env(env)
     if url is not None:

@@ -15,6 +15,7 @@ Each mutation is one Lua script that also PUBLISHes its event on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -110,8 +111,10 @@ class RoomStore:
         code_alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZ",
         code_length: int = 4,
         max_users: int = 10,
+        command_timeout: float | None = None,
     ) -> None:
         self.client = client
+        self.command_timeout = command_timeout
         self.ttl_ms = ttl_seconds * 1000
         self.code_alphabet = code_alphabet
         self.code_length = code_length
@@ -133,7 +136,7 @@ class RoomStore:
         }
 
     async def _run(self, name: str, *args: Any) -> Any:
-        return await _guard(self._scripts[name](keys=[], args=list(args)))
+        return await guard(self._scripts[name](keys=[], args=list(args)), self.command_timeout)
 
     # -- membership -------------------------------------------------------
 
@@ -160,7 +163,7 @@ class RoomStore:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.exists(room_key(code))
             pipe.sismember(users_key(code), user_id)
-            exists, member = await _guard(pipe.execute())
+            exists, member = await guard(pipe.execute(), self.command_timeout)
         if not exists:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
         if not member:
@@ -215,7 +218,7 @@ class RoomStore:
     async def expire_due_rooms(self, limit: int = 100) -> list[str]:
         """Close rooms Redis has expired; returns the codes this caller closed."""
         now = now_ms()
-        due = await _guard(self.client.zrangebyscore(EXPIRY_KEY, "-inf", now, start=0, num=limit))
+        due = await guard(self.client.zrangebyscore(EXPIRY_KEY, "-inf", now, start=0, num=limit), self.command_timeout)
         closed = []
         for raw in due:
             code = _text(raw)
@@ -229,26 +232,26 @@ class RoomStore:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.get(room_key(code))
             pipe.scard(users_key(code))
-            raw, count = await _guard(pipe.execute())
+            raw, count = await guard(pipe.execute(), self.command_timeout)
         if raw is None:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
         return public_room(json.loads(raw), int(count))
 
     async def get_members(self, code: str) -> list[dict[str, Any]]:
         """Members as stored (including internals), oldest first. Empty if the room is gone."""
-        ids = await _guard(self.client.smembers(users_key(code)))
+        ids = await guard(self.client.smembers(users_key(code)), self.command_timeout)
         if not ids:
             return []
-        raws = await _guard(self.client.mget([user_key(_text(i)) for i in ids]))
+        raws = await guard(self.client.mget([user_key(_text(i)) for i in ids]), self.command_timeout)
         users = [json.loads(r) for r in raws if r is not None]
         return sorted(users, key=lambda u: u.get("joinSeq", 0))
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
-        raw = await _guard(self.client.get(user_key(user_id)))
+        raw = await guard(self.client.get(user_key(user_id)), self.command_timeout)
         return None if raw is None else json.loads(raw)
 
     async def ping(self) -> bool:
-        return bool(await _guard(self.client.ping()))
+        return bool(await guard(self.client.ping(), self.command_timeout))
 
 
 def iso(ms: int | float | None) -> str | None:
@@ -293,10 +296,17 @@ def _removal(raw: Iterable[Any]) -> RemovalResult:
 _DOMAIN_CODES = {code.value for code in ErrorCode}
 
 
-async def _guard(awaitable: Awaitable[T]) -> T:
-    """Map a script's ``error_reply`` to DomainError and lost Redis to StoreUnavailable."""
+async def guard(awaitable: Awaitable[T], timeout: float | None = None) -> T:
+    """Map a script's ``error_reply`` to DomainError and lost Redis to StoreUnavailable.
+
+    ``timeout`` bounds the whole call, retries included, so a request never
+    hangs longer than REDIS_COMMAND_TIMEOUT while Redis does not answer.
+    """
     try:
-        return await awaitable
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    except TimeoutError as exc:
+        raise StoreUnavailable("Redis did not answer in time") from exc
     except ResponseError as exc:
         message = str(exc).strip()
         if message in _DOMAIN_CODES:

@@ -11,6 +11,7 @@ from typing import Any
 from roomd.bus import RoomBus
 from roomd.config import Settings
 from roomd.domain.store import RoomStore
+from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.transport.hub import Hub
 
@@ -22,6 +23,7 @@ class Services:
     tokens: TokenIssuer
     bus: RoomBus
     hub: Hub
+    throttle: Throttle
     draining: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -21,6 +22,7 @@ from roomd.domain.names import clean_display_name
 from roomd.domain.store import Membership
 from roomd.domain.tokens import bearer_token
 from roomd.protocol import ErrorCode
+from roomd.transport.client_address import client_address
 from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
 
@@ -40,10 +42,13 @@ _STATUS_CODES = {
 class ApiError(HTTPError):
     """An HTTP error with a protocol error code."""
 
-    def __init__(self, code: ErrorCode, message: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str | None = None, status: int | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(status or code.http_status)
         self.error_code = code
         self.error_message = message or code.message
+        self.retry_after = retry_after
 
 
 @stream_request_body
@@ -70,10 +75,19 @@ class JsonHandler(RequestHandler):
             self.set_header("Access-Control-Allow-Origin", "*" if "*" in allowed else origin)
             self.set_header("Vary", "Origin")
 
-    def prepare(self) -> None:
+    rate_limited = True  # /health opts out
+
+    async def prepare(self) -> None:
+        settings = self.services.settings
         length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.services.settings.http_max_body_bytes:
+        if length is not None and length.isdigit() and int(length) > settings.http_max_body_bytes:
             raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large", 413)
+        if self.rate_limited and self.request.method != "OPTIONS":
+            verdict = await self.services.throttle.hit(client_address(self.request, settings.trust_proxy))
+            if not verdict.allowed:
+                message = f"At most {settings.throttle_limit} requests per {settings.throttle_ttl_ms} ms; retry later"
+                retry_after = max(1, math.ceil(verdict.retry_after_ms / 1000))
+                raise ApiError(ErrorCode.RATE_LIMITED, message, retry_after=retry_after)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -136,6 +150,8 @@ class JsonHandler(RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
             code, message, status = exc.error_code, exc.error_message, exc.status_code
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(exc.retry_after))
         elif isinstance(exc, DomainError):
             code, message, status = exc.code, exc.message, exc.code.http_status
         elif isinstance(exc, StoreUnavailable):
@@ -195,6 +211,8 @@ class RejoinRoomHandler(JsonHandler):
 
 
 class HealthHandler(JsonHandler):
+    rate_limited = False
+
     async def get(self) -> None:
         if self.services.draining:
             self.send_json({"status": "draining", "checks": {"redis": "skipped"}}, 503)
@@ -210,5 +228,5 @@ class HealthHandler(JsonHandler):
 class NotFoundHandler(JsonHandler):
     """Every unknown route, whatever the method."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         raise ApiError(ErrorCode.NOT_FOUND, f"No route for {self.request.path}")
