@@ -27,6 +27,7 @@ from roomd.transport import frames
 from roomd.transport.commands import Caller, Command
 from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
+from roomd.transport.rate import TokenBucket
 
 log = logging.getLogger("roomd.ws")
 
@@ -50,6 +51,8 @@ class RoomSocket(WebSocketHandler):
         self._seen_seq = 0  # events at or below this are already reflected in what the client has
         self._subscribed = False
         self._connected = False
+        self._bucket = TokenBucket(services.settings.ws_rate_limit, services.settings.ws_rate_burst)
+        self._max_buffer = services.settings.ws_max_buffer_bytes
 
     # -- handshake ----------------------------------------------------------
 
@@ -145,15 +148,32 @@ class RoomSocket(WebSocketHandler):
         self._write_wire(frames.wire(payload))
 
     def _write_wire(self, wire: bytes) -> None:
+        """Queue a complete frame; a client that stopped reading is cut off, not buffered for ever.
+
+        Tornado's write buffer is unbounded: past WS_MAX_BUFFER_BYTES of unsent
+        data the socket is closed with 4408 (the client may reconnect), so one
+        slow consumer costs bounded memory and never delays its room.
+        """
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return
+        stream = conn.stream
+        if len(stream._write_buffer) + len(wire) > self._max_buffer:  # tornado has no public accessor
+            log.info("closing a slow consumer (room %s): %d bytes unsent", self.room_code, len(stream._write_buffer))
+            self.close(CloseCode.SLOW_CONSUMER, CloseCode.SLOW_CONSUMER.name)
+            return
         with contextlib.suppress(StreamClosedError):
-            conn.stream.write(wire)
+            stream.write(wire)
 
     # -- client frames --------------------------------------------------------
 
     async def on_message(self, message: str | bytes) -> None:
+        if not self._bucket.take():
+            if self._bucket.flooding:
+                self._fail(ErrorCode.RATE_LIMITED, CloseCode.RATE_LIMITED, "Too many messages; closing")
+            else:
+                self._send(frames.error(ErrorCode.RATE_LIMITED.value, "Too many messages; slow down"))
+            return
         if isinstance(message, bytes):
             self._send(frames.error(ErrorCode.INVALID_MESSAGE.value, "Frames must be JSON text frames"))
             return

@@ -1,0 +1,140 @@
+"""Abuse resistance: HTTP and WebSocket rate limits, origin checks, slow consumers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from tests.support.clients import Api, Socket, http
+from tests.support.processes import RoomdProcess
+
+
+async def test_http_rate_limit_is_shared_by_instances(spawn_roomd) -> None:
+    env = {"THROTTLE_LIMIT": "5", "THROTTLE_TTL_MS": "60000"}
+    a, b = spawn_roomd(**env), spawn_roomd(**env)
+    statuses = []
+    for i in range(8):
+        r = await http((a if i % 2 else b).http, "GET", "/rooms/ZZZZ")
+        statuses.append(r.status)
+    assert statuses == [404] * 5 + [429] * 3
+    r = await http(a.http, "GET", "/rooms/ZZZZ")
+    assert r.body["code"] == "RATE_LIMITED" and r.body["statusCode"] == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert (await http(a.http, "GET", "/health")).status == 200  # exempt
+
+
+async def test_forwarded_for_is_honoured_only_from_trusted_proxies(spawn_roomd) -> None:
+    trusting = spawn_roomd(THROTTLE_LIMIT="2", TRUST_PROXY="127.0.0.1")
+    for client in ("203.0.113.1", "203.0.113.2"):  # distinct clients behind the proxy: separate budgets
+        for _ in range(2):
+            r = await http(trusting.http, "GET", "/rooms/ZZZZ", headers={"X-Forwarded-For": client})
+            assert r.status == 404
+    # A client cannot escape by prepending a fake hop: the proxy appended the real one last.
+    r = await http(trusting.http, "GET", "/rooms/ZZZZ", headers={"X-Forwarded-For": "198.51.100.9, 203.0.113.1"})
+    assert r.status == 429
+    untrusting = spawn_roomd(THROTTLE_LIMIT="2")
+    for i in range(3):
+        r = await http(untrusting.http, "GET", "/rooms/ZZZZ", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+    assert r.status == 429  # X-Forwarded-For ignored: everything counts against the socket peer
+
+
+async def test_websocket_flood_is_limited_then_closed(spawn_roomd) -> None:
+    server: RoomdProcess = spawn_roomd(WS_RATE_LIMIT="5", WS_RATE_BURST="5")
+    api = Api(server.http)
+    flooder = await api.create("Flood")
+    fs = await Socket.connect(server.ws, flooder["token"])
+    await fs.expect("room:state")
+    calm = await api.create("Calm")
+    cs = await Socket.connect(server.ws, calm["token"])
+    await cs.expect("room:state")
+    for _ in range(40):
+        await fs.send("room:dance")
+    codes = []
+    while (frame := await fs.recv()) is not None:
+        codes.append(frame["data"]["code"])
+    assert "UNKNOWN_EVENT" in codes and "RATE_LIMITED" in codes
+    assert fs.close_code == 4429
+    await cs.send("room:toggle_lock")  # another room is unaffected
+    assert await cs.expect("room:lock_toggled") == {"isLocked": True}
+
+
+async def test_websocket_origin_is_checked(spawn_roomd) -> None:
+    server: RoomdProcess = spawn_roomd(CORS_ORIGINS="https://games.example")
+    host = await Api(server.http).create("Ana")
+    with pytest.raises(HTTPClientError) as refused:
+        await Socket.connect(server.ws, host["token"], headers={"Origin": "https://evil.example"})
+    assert refused.value.code == 403
+    ok = await Socket.connect(server.ws, host["token"], headers={"Origin": "https://games.example"})
+    await ok.expect("room:state")
+    ok.close()
+    engine = await Socket.connect(server.ws, host["token"])  # no Origin: a game engine, not a browser
+    await engine.expect("room:state")
+    r = await http(server.http, "GET", "/health", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+    r = await http(server.http, "GET", "/health", headers={"Origin": "https://games.example"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://games.example"
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _never_reading_websocket(port: int, token: str) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert b" 101 " in sock.recv(1024).split(b"\r\n")[0]
+    return sock
+
+
+async def test_slow_consumer_is_cut_off_and_memory_stays_bounded(spawn_roomd, redis_client) -> None:
+    server: RoomdProcess = spawn_roomd(WS_MAX_BUFFER_BYTES="262144", WS_PING_INTERVAL="0")
+    api = Api(server.http)
+    host = await api.create("Host")
+    reader = await api.join(host["roomCode"], "Reader")
+    slow = await api.join(host["roomCode"], "Slow")
+    hs = await Socket.connect(server.ws, host["token"])
+    await hs.expect("room:state")
+    rs = await Socket.connect(server.ws, reader["token"])
+    await rs.expect("room:state")
+    stuck = _never_reading_websocket(server.port, slow["token"])
+    try:
+        await hs.expect("user:connected")
+        await hs.expect("user:connected")
+        assert server.process is not None
+        rss_before = _rss_bytes(server.process.pid)
+        big = {"user": {"id": "synthetic", "displayName": "x" * 16_000, "isConnected": False}}
+        message = b"{}\n" + json.dumps({"event": "user:joined", "data": big}).encode()
+        sent = 0
+        for _ in range(40):  # ~20 MB pushed at a client that reads nothing
+            async with redis_client.pipeline(transaction=False) as pipe:
+                for _ in range(32):
+                    pipe.publish(f"room:{host['roomCode']}:events", message)
+                await pipe.execute()
+            sent += 32
+            for _ in range(32):  # the readers keep up
+                assert (await rs.expect("user:joined"))["user"]["id"] == "synthetic"
+                assert (await hs.expect("user:joined"))["user"]["id"] == "synthetic"
+        growth = _rss_bytes(server.process.pid) - rss_before
+        assert sent * len(message) > 20_000_000
+        assert growth < 12_000_000, f"RSS grew by {growth} bytes"
+        gone = await hs.expect("user:disconnected", timeout=15)
+        assert gone["user"]["id"] == slow["userId"]
+    finally:
+        stuck.close()
