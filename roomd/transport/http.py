@@ -25,6 +25,7 @@ from roomd.protocol import ErrorCode
 from roomd.transport.client_address import client_address
 from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
+from roomd.transport.request_ids import request_id
 
 log = logging.getLogger("roomd.http")
 
@@ -67,6 +68,7 @@ class JsonHandler(RequestHandler):
         self._size = 0
 
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-Id", request_id(self.request))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         origin = self.request.headers.get("Origin")
@@ -87,6 +89,7 @@ class JsonHandler(RequestHandler):
             if not verdict.allowed:
                 message = f"At most {settings.throttle_limit} requests per {settings.throttle_ttl_ms} ms; retry later"
                 retry_after = max(1, math.ceil(verdict.retry_after_ms / 1000))
+                self.services.metrics.rate_limited.labels("http").inc()
                 raise ApiError(ErrorCode.RATE_LIMITED, message, retry_after=retry_after)
 
     def data_received(self, chunk: bytes) -> None:
@@ -139,12 +142,17 @@ class JsonHandler(RequestHandler):
         token = self.services.tokens.issue(membership.room_code, membership.user_id)
         self.send_json({"roomCode": membership.room_code, "token": token, "userId": membership.user_id}, 201)
 
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"  # never the query string
+
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        rid = request_id(self.request)
         if isinstance(value, DomainError | StoreUnavailable | HTTPError):
             if isinstance(value, StoreUnavailable):
-                log.warning("%s %s: Redis unavailable", self.request.method, self.request.path)
+                self.services.metrics.redis_errors.inc()
+                log.warning("%s: Redis unavailable", self._request_summary(), extra={"requestId": rid})
             return
-        log.error("%s %s failed", self.request.method, self.request.path, exc_info=(typ, value, tb))
+        log.error("%s failed", self._request_summary(), exc_info=(typ, value, tb), extra={"requestId": rid})
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -27,7 +27,8 @@ class LocalSocket(Protocol):
 class Hub:
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, LocalSocket]] = {}
-        self.delivered = 0
+        self.received = 0  # bus messages for rooms with local sockets
+        self.delivered = 0  # frames handed to local sockets
 
     def add(self, sock: LocalSocket) -> None:
         self._rooms.setdefault(sock.room_code, {})[sock.socket_id] = sock
@@ -55,6 +56,7 @@ class Hub:
         members = self._rooms.get(code)
         if not members:
             return
+        self.received += 1
         meta_raw, _, payload = message.partition(b"\n")
         meta = json.loads(meta_raw)
         wire = frames.wire(payload)

@@ -56,6 +56,9 @@ class RoomSocket(WebSocketHandler):
 
     # -- handshake ----------------------------------------------------------
 
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"  # never ?token=
+
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.services.settings.cors_origins, self.request.host)
 
@@ -87,6 +90,7 @@ class RoomSocket(WebSocketHandler):
             self._fail(exc.code, _CONNECT_CLOSE.get(exc.code, CloseCode.NOT_FOUND), exc.message)
             return
         except (StoreUnavailable, TimeoutError):
+            services.metrics.redis_errors.inc()
             log.warning("connect failed: Redis unavailable")
             self._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
             return
@@ -169,6 +173,7 @@ class RoomSocket(WebSocketHandler):
 
     async def on_message(self, message: str | bytes) -> None:
         if not self._bucket.take():
+            self.services.metrics.rate_limited.labels("ws").inc()
             if self._bucket.flooding:
                 self._fail(ErrorCode.RATE_LIMITED, CloseCode.RATE_LIMITED, "Too many messages; closing")
             else:

@@ -1,0 +1,60 @@
+"""Prometheus metrics (``GET /metrics``), one registry per process.
+
+Hot-path numbers (deliveries, open sockets) are plain integers kept by the
+hub and read at scrape time by a custom collector, so fan-out pays nothing
+for being observable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from tornado.web import RequestHandler
+
+from roomd.transport.hub import Hub
+
+
+class Metrics:
+    def __init__(self, hub: Hub) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_latency = Histogram(
+            "roomd_http_request_duration_seconds",
+            "HTTP request latency by route and status class.",
+            ["route", "method", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "roomd_rate_limited_total", "Requests or frames refused by a rate limit.", ["transport"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.redis_errors = Counter(
+            "roomd_redis_errors_total", "Operations that failed because Redis did not answer.", registry=self.registry
+        )
+        self.registry.register(_HubCollector(hub))
+
+
+class _HubCollector(Collector):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily("roomd_open_sockets", "Open WebSocket connections in this process.", len(self.hub))
+        yield GaugeMetricFamily(
+            "roomd_local_rooms", "Rooms with at least one socket in this process.", len(self.hub.rooms())
+        )
+        yield CounterMetricFamily("roomd_bus_events", "Room events received from Redis pub/sub.", self.hub.received)
+        yield CounterMetricFamily(
+            "roomd_events_delivered", "Event frames written to local sockets.", self.hub.delivered
+        )
+
+
+class MetricsHandler(RequestHandler):
+    async def get(self) -> None:
+        metrics: Metrics = self.application.settings["metrics"]
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(metrics.registry))
