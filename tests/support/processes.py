@@ -31,7 +31,8 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server; ``stop``/``start`` keep its data (for outage tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, persist: bool = False) -> None:
+        self.persist = persist  # keep data across stop()/start() (an RDB file saved at shutdown)
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="roomd-test-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,7 +45,8 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is required for the tests"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "3600 1" if self.persist else "",
+             "--appendonly", "no",
              "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -85,7 +87,7 @@ class RoomdProcess:
     """``python -m roomd`` as a subprocess, configured by environment variables."""
 
     def __init__(self, redis_url: str, **env: str) -> None:
-        self.port = free_port()
+        self.port = int(env["PORT"]) if "PORT" in env else free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="roomd-test-", suffix=".log")[1])
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("ROOM", "REDIS_", "JWT_", "THROTTLE_"))},
