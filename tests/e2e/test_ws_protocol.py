@@ -290,3 +290,27 @@ async def test_second_connection_replaces_the_first(api: Api, roomd: RoomdProces
     assert await hs.silent(0.3)  # neither user:left nor user:disconnected
     await hs.send("room:toggle_lock")
     assert await newer.expect("room:lock_toggled") == {"isLocked": True}
+
+
+async def test_unexpected_failures_are_unknown_error_without_details(api: Api, roomd: RoomdProcess, redis_client):
+    (host,), (hs,) = await joined(api, roomd, ["Ana"])
+    await redis_client.set(f"room:{host['roomCode']}", "{corrupt", keepttl=True)  # a state no script expects
+    await hs.send("room:toggle_lock", msg_id=1)
+    error = await hs.expect("error:room")
+    assert error == {
+        "code": "UNKNOWN_ERROR",
+        "message": "An unexpected error occurred; it has been logged.",
+        "id": 1,
+        "event": "room:toggle_lock",
+    }
+    await hs.send("room:dance")  # the connection stays usable
+    assert (await hs.expect("error:room"))["code"] == "UNKNOWN_EVENT"
+    from tests.support.clients import http
+
+    r = await http(api.base, "GET", f"/rooms/{host['roomCode']}")
+    assert r.status == 500 and r.body == {
+        "statusCode": 500,
+        "code": "INTERNAL_ERROR",
+        "message": "Something went wrong on the server.",
+    }
+    assert "Traceback" in roomd.logs()  # the details went to the server log only
