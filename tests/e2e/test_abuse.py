@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import socket
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from tests.support.clients import Api, Socket, http
+from tests.support.clients import Api, Socket, http, inert_websocket
 from tests.support.processes import RoomdProcess
 
 
@@ -88,21 +85,6 @@ def _rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _never_reading_websocket(port: int, token: str) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    assert b" 101 " in sock.recv(1024).split(b"\r\n")[0]
-    return sock
-
-
 async def test_slow_consumer_is_cut_off_and_memory_stays_bounded(spawn_roomd, redis_client) -> None:
     server: RoomdProcess = spawn_roomd(WS_MAX_BUFFER_BYTES="262144", WS_PING_INTERVAL="0")
     api = Api(server.http)
@@ -113,7 +95,7 @@ async def test_slow_consumer_is_cut_off_and_memory_stays_bounded(spawn_roomd, re
     await hs.expect("room:state")
     rs = await Socket.connect(server.ws, reader["token"])
     await rs.expect("room:state")
-    stuck = _never_reading_websocket(server.port, slow["token"])
+    stuck = inert_websocket(server.port, slow["token"], receive_buffer=4096)
     try:
         await hs.expect("user:connected")
         await hs.expect("user:connected")

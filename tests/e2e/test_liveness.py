@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import os
-import socket
-
-from tests.support.clients import Api, Socket
+from tests.support.clients import Api, Socket, inert_websocket
 from tests.support.processes import RoomdProcess
 
 
@@ -59,27 +55,13 @@ async def test_close_on_one_process_closes_sockets_on_both(spawn_roomd) -> None:
         assert await s.closed() == 4410
 
 
-def _silent_websocket(port: int, token: str) -> socket.socket:
-    """A peer that completes the handshake and then never reads or answers pings."""
-    sock = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    assert b" 101 " in sock.recv(4096).split(b"\r\n")[0]
-    return sock
-
-
 async def test_pings_detect_dead_peers(spawn_roomd) -> None:
     server: RoomdProcess = spawn_roomd(WS_PING_INTERVAL="0.3")
     host = await Api(server.http).create("Ana")
     player = await Api(server.http).join(host["roomCode"], "Bob")
     hs = await Socket.connect(server.ws, host["token"])
     await hs.expect("room:state")
-    dead = _silent_websocket(server.port, player["token"])
+    dead = inert_websocket(server.port, player["token"])
     try:
         assert (await hs.expect("user:connected"))["user"]["id"] == player["userId"]
         gone = await hs.expect("user:disconnected", timeout=10)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,3 +151,24 @@ class Socket:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def inert_websocket(port: int, token: str, receive_buffer: int | None = None) -> socket.socket:
+    """A raw peer that completes the WebSocket handshake, then never reads nor answers pings.
+
+    ``receive_buffer`` shrinks the kernel's receive buffer so that unread data
+    backs up into the server quickly (a slow consumer).
+    """
+    sock = socket.socket()
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert b" 101 " in sock.recv(1024).split(b"\r\n")[0]
+    return sock
