@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -120,3 +122,14 @@ async def test_slow_consumer_is_cut_off_and_memory_stays_bounded(spawn_roomd, re
         assert gone["user"]["id"] == slow["userId"]
     finally:
         stuck.close()
+
+
+async def test_oversized_headers_are_refused(api: Api, roomd: RoomdProcess) -> None:
+    def send_big_headers() -> bytes:
+        with socket.create_connection(("127.0.0.1", roomd.port), timeout=5) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            return sock.recv(1024)
+
+    reply = await asyncio.to_thread(send_big_headers)
+    assert not reply.startswith(b"HTTP/1.1 200")  # dropped before any handler ran
+    assert (await http(api.base, "GET", "/health")).status == 200
