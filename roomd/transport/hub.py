@@ -21,7 +21,7 @@ class LocalSocket(Protocol):
     user_id: str
     socket_id: str
 
-    def deliver(self, meta: dict[str, Any], payload: bytes, wire: bytes) -> None: ...
+    def deliver(self, meta: dict[str, Any], wire: bytes) -> None: ...
 
 
 class Hub:
@@ -61,5 +61,5 @@ class Hub:
         meta = json.loads(meta_raw)
         wire = frames.wire(payload)
         for sock in list(members.values()):
-            sock.deliver(meta, payload, wire)
+            sock.deliver(meta, wire)
         self.delivered += len(members)

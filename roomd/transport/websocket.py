@@ -47,10 +47,11 @@ class RoomSocket(WebSocketHandler):
     def initialize(self, services: Services, commands: dict[str, Command]) -> None:
         self.services = services
         self.commands = commands
-        self._buffer: list[tuple[dict[str, Any], bytes, bytes]] | None = []
+        self._buffer: list[tuple[dict[str, Any], bytes]] | None = []
         self._seen_seq = 0  # events at or below this are already reflected in what the client has
         self._subscribed = False
         self._connected = False
+        self._closed = False  # set by on_close, which may run while open() awaits Redis
         self._bucket = TokenBucket(services.settings.ws_rate_limit, services.settings.ws_rate_burst)
         self._max_buffer = services.settings.ws_max_buffer_bytes
 
@@ -68,7 +69,7 @@ class RoomSocket(WebSocketHandler):
     async def open(self, *args: str, **kwargs: str) -> None:
         services = self.services
         if services.draining:
-            self._fail(ErrorCode.UNKNOWN_ERROR, CloseCode.GOING_AWAY, "The server is shutting down; reconnect")
+            self.close(CloseCode.GOING_AWAY, CloseCode.GOING_AWAY.name)
             return
         token = bearer_token(self.request.headers.get("Authorization")) or self.get_query_argument("token", None)
         try:
@@ -85,6 +86,9 @@ class RoomSocket(WebSocketHandler):
         try:
             await services.bus.acquire(self.room_code)
             self._subscribed = True
+            if self._closed:  # the peer left while we subscribed: on_close could not release
+                services.bus.release(self.room_code)
+                return
             snapshot = await services.store.connect(self.room_code, self.user_id, self.socket_id)
         except DomainError as exc:
             self._fail(exc.code, _CONNECT_CLOSE.get(exc.code, CloseCode.NOT_FOUND), exc.message)
@@ -94,11 +98,18 @@ class RoomSocket(WebSocketHandler):
             log.warning("connect failed: Redis unavailable")
             self._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
             return
+        except Exception:
+            log.exception("connect failed (room %s)", self.room_code)
+            self._fail(ErrorCode.UNKNOWN_ERROR, CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN_ERROR.message)
+            return
         self._connected = True
+        if self._closed:  # the peer left during the connect script: undo the presence it set
+            services.spawn(self._mark_disconnected())
+            return
         self._send_state(snapshot)
         buffered, self._buffer = self._buffer or [], None
-        for meta, payload, wire in buffered:
-            self.deliver(meta, payload, wire)
+        for meta, wire in buffered:
+            self.deliver(meta, wire)
 
     def _send_state(self, snapshot: Snapshot) -> None:
         self._seen_seq = max(self._seen_seq, snapshot.seq)
@@ -123,10 +134,10 @@ class RoomSocket(WebSocketHandler):
 
     # -- bus events -----------------------------------------------------------
 
-    def deliver(self, meta: dict[str, Any], payload: bytes, wire: bytes) -> None:
+    def deliver(self, meta: dict[str, Any], wire: bytes) -> None:
         """Apply one room event to this socket (called by the hub, same bytes for all)."""
         if self._buffer is not None:
-            self._buffer.append((meta, payload, wire))
+            self._buffer.append((meta, wire))
             return
         seq = meta.get("seq")
         if seq is not None:
@@ -222,6 +233,7 @@ class RoomSocket(WebSocketHandler):
     # -- teardown -------------------------------------------------------------
 
     def on_close(self) -> None:
+        self._closed = True
         services = self.services
         services.hub.remove(self)
         if self._subscribed:
