@@ -42,6 +42,7 @@ EXPIRY_KEY = "rooms:expiry"
 INSTANCES_KEY = "roomd:instances"
 CODE_CANDIDATES = 8  # codes offered to one create script
 CODE_ATTEMPTS = 4  # create scripts tried before ROOM_CODE_GENERATION_FAILED
+POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
 
 _LUA_DIR = Path(__file__).with_name("lua")
 
@@ -323,13 +324,22 @@ def make_redis_client(
     connect_timeout: float = 10.0,
     max_retries: int = 3,
     decode_responses: bool = False,
+    max_connections: int = POOL_SIZE,
 ) -> aioredis.Redis:
-    """A client whose every command fails within ``command_timeout`` instead of hanging."""
+    """A client whose commands fail within ``command_timeout`` instead of hanging.
+
+    The pool is a *blocking* one: a burst of commands (a thousand sockets
+    dropping at once, each marking its user disconnected) queues for a
+    connection instead of failing with "Too many connections".
+    """
+    from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 
-    return aioredis.Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=command_timeout,
         socket_timeout=command_timeout,
         socket_connect_timeout=connect_timeout,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), max_retries),
@@ -338,6 +348,7 @@ def make_redis_client(
         decode_responses=decode_responses,
         **tcp_options(url),
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def tcp_options(url: str) -> dict[str, Any]:

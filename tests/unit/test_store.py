@@ -247,3 +247,13 @@ async def test_expiry_sweep_closes_expired_rooms_once(redis_client: aioredis.Red
     # The live room was re-armed with its real deadline, not closed.
     assert await redis_client.zscore(EXPIRY_KEY, alive.room_code) > 0
     await store.check_member(alive.room_code, alive.user_id)
+
+
+async def test_a_thousand_concurrent_operations_queue_for_connections(redis_client: aioredis.Redis) -> None:
+    """A mass disconnect must not fail with "Too many connections": the pool waits instead."""
+    store = RoomStore(redis_client, ttl_seconds=60)
+    host = await store.create_room("Host")
+    results = await asyncio.gather(
+        *(store.disconnect(host.room_code, f"user-{i}", "socket") for i in range(1000)), return_exceptions=True
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
