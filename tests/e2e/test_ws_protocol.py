@@ -84,6 +84,7 @@ async def test_room_gone_or_not_member_closes_4404(api: Api, roomd: RoomdProcess
     assert (await s.expect("error:room"))["code"] == "MEMBER_NOT_FOUND"
     assert await s.closed() == 4404
     await sockets[0].send("room:close")
+    await sockets[0].expect("room:closed")
     s = await Socket.connect(roomd.ws, host["token"])
     assert (await s.expect("error:room"))["code"] == "ROOM_NOT_FOUND"
     assert await s.closed() == 4404
