@@ -45,6 +45,7 @@ setup(
             "pytest-asyncio>=1.0,<2",
             "pytest-timeout>=2.3,<3",
             "ruff>=0.15",
+            "pyyaml>=6,<7",
         ],
     },
     entry_points={

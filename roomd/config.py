@@ -84,6 +84,10 @@ def _int(name: str, raw: str, lo: int, hi: int | None = None) -> int:
     return value
 
 
+def parse_port(name: str, raw: str) -> int:
+    return _int(name, raw, 0, 65535)
+
+
 def _float(name: str, raw: str, lo: float) -> float:
     try:
         value = float(raw.strip())
@@ -190,7 +194,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
 
     take("ROOMD_ENV", "env", _choice("development", "production"))
     take("HOST", "host", lambda n, r: r.strip())
-    take("PORT", "port", lambda n, r: _int(n, r, 0, 65535))
+    take("PORT", "port", parse_port)
     take("REDIS_MAX_RETRIES", "redis_max_retries", lambda n, r: _int(n, r, 0, 100))
     take("REDIS_CONNECT_TIMEOUT", "redis_connect_timeout_ms", lambda n, r: _int(n, r, 1))
     take("REDIS_COMMAND_TIMEOUT", "redis_command_timeout_ms", lambda n, r: _int(n, r, 1))

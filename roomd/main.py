@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 
@@ -25,11 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="processes sharing the port via SO_REUSEPORT (default: WORKERS or 1)"
     )
+    parser.add_argument("--port", type=int, default=None, help="listen port, overriding PORT (e.g. roomd@.service)")
     args = parser.parse_args(argv)
 
     config.load_dotenv_file(args.env_file)
     try:
         settings = config.from_env()
+        if args.port is not None:
+            settings = dataclasses.replace(settings, port=config.parse_port("--port", str(args.port)))
         workers = settings.workers if args.workers is None else args.workers
         if not 1 <= workers <= 256:
             raise config.ConfigError(f"--workers must be between 1 and 256, got {workers}")
