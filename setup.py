@@ -46,6 +46,7 @@ setup(
             "pytest-timeout>=2.3,<3",
             "ruff>=0.15",
             "pyyaml>=6,<7",
+            "playwright>=1.50,<2",
         ],
     },
     entry_points={
