@@ -40,8 +40,8 @@ T = TypeVar("T")
 INDEX_KEY = "rooms:index"
 EXPIRY_KEY = "rooms:expiry"
 INSTANCES_KEY = "roomd:instances"
-CODE_CANDIDATES = 8  # codes offered to one create script
-CODE_ATTEMPTS = 4  # create scripts tried before ROOM_CODE_GENERATION_FAILED
+CODE_CANDIDATES = 3  # codes offered to one create script
+CODE_ATTEMPTS = 6  # create scripts tried before ROOM_CODE_GENERATION_FAILED
 POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
 
 _LUA_DIR = Path(__file__).with_name("lua")

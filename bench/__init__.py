@@ -1,0 +1,1 @@
+"""roomd benchmarks: ``python -m bench`` (or ``make bench``). See bench/README.md."""

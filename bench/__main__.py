@@ -1,0 +1,308 @@
+"""``python -m bench``: start a private Redis and roomd, run every scenario, print and save the results.
+
+Every scenario is bounded in time and targets loopback only. Load generators
+run as separate processes; on this 2-core machine they compete with roomd for
+the CPU, which the report shows (roomd CPU % during each run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.servers import ROOT, Redis, Roomd, cpu_seconds, raise_fd_limit, rss_bytes
+
+RESULTS = Path(__file__).with_name("results")
+
+# (scenario, unit, target, higher_is_better) — issue 4's targets on this machine.
+TARGETS: dict[str, tuple[str, float | None]] = {
+    "http-create": ("req/s", 1600),
+    "http-join": ("req/s", 2000),
+    "http-get": ("req/s", 4000),
+    "ws-connect": ("connects/s", 1000),
+    "fanout-saturation": ("deliveries/s", 60000),
+    "fanout-paced-500": ("deliveries/s", None),
+    "fanout-paced-1000": ("deliveries/s", None),
+    "fanout-paced-2000": ("deliveries/s", None),
+    "fanout-saturation-2procs": ("deliveries/s", None),
+    "fanout-paced-2000-2procs": ("deliveries/s", None),
+    "fanout-saturation-workers2": ("deliveries/s", None),
+    "fanout-paced-2000-workers2": ("deliveries/s", None),
+}
+P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10}
+
+
+def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str, Any]]:
+    """Run ``procs`` load-generator processes in parallel; their JSON results."""
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", name, json.dumps(params)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(procs)
+    ]
+    results = []
+    for proc in running:
+        out, _ = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: load generator {name} failed ({proc.returncode})")
+        lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+        results.append(next(r for r in lines if r.get("stage") == "result"))
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = [x for r in results for x in r["latencies"]]
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "rate": sum(r["count"] for r in results) / elapsed if elapsed else 0.0,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "errors": sum(r.get("errors", 0) for r in results),
+        "offered": sum(r.get("sent", 0) for r in results) / elapsed if elapsed else 0.0,
+        "roomd_cpu_pct": statistics.mean(r["cpu"] for r in results),
+    }
+
+
+def idle_sockets(redis: Redis, count: int, settle: float) -> dict[str, float]:
+    server = Roomd(redis.url)
+    try:
+        pid = server.pids()[0]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", "idle", json.dumps({"base": server.base, "count": count})],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        json.loads(proc.stdout.readline())  # members-ready
+        time.sleep(1)
+        rss_before = rss_bytes(pid)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        ready = json.loads(proc.stdout.readline())
+        time.sleep(2)
+        rss_after = rss_bytes(pid)
+        cpu0 = cpu_seconds(pid)
+        time.sleep(settle)
+        cpu_rest = (cpu_seconds(pid) - cpu0) / settle * 100
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+        proc.wait(60)
+        sockets = ready["sockets"]
+        return {
+            "sockets": sockets,
+            "rss_per_socket_kib": (rss_after - rss_before) / max(1, sockets) / 1024,
+            "rss_total_mib": rss_after / 2**20,
+            "cpu_at_rest_pct": cpu_rest,
+            "connect_rate": sockets / ready["seconds"],
+        }
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per scenario")
+    parser.add_argument("--only", default="", help="comma-separated scenario name prefixes")
+    parser.add_argument("--idle-sockets", type=int, default=10_000)
+    args = parser.parse_args()
+    raise_fd_limit()
+    wanted = [p for p in args.only.split(",") if p]
+
+    def selected(name: str) -> bool:
+        return not wanted or any(name.startswith(p) for p in wanted)
+
+    redis = Redis()
+    rounds: dict[str, list[dict[str, float]]] = {}
+    started = time.perf_counter()
+    try:
+        d = args.duration
+        one = Roomd(redis.url)
+        try:
+            plans: list[tuple[str, Any]] = [
+                (
+                    "http-create",
+                    lambda pids: loadgen(
+                        "http", {"base": one.base, "kind": "create", "clients": 25, "duration": d, "pids": pids}, 2
+                    ),
+                ),
+                (
+                    "http-join",
+                    lambda pids: loadgen(
+                        "http", {"base": one.base, "kind": "join", "clients": 25, "duration": d, "pids": pids}, 2
+                    ),
+                ),
+                (
+                    "http-get",
+                    lambda pids: loadgen(
+                        "http", {"base": one.base, "kind": "get", "clients": 25, "duration": d, "pids": pids}, 2
+                    ),
+                ),
+                (
+                    "ws-connect",
+                    lambda pids: loadgen(
+                        "ws-connect", {"base": one.base, "clients": 25, "duration": d, "pids": pids}, 2
+                    ),
+                ),
+                (
+                    "fanout-saturation",
+                    lambda pids: loadgen(
+                        "fanout", {"bases": [one.base], "rooms": 100, "duration": d, "rate": None, "pids": pids}
+                    ),
+                ),
+            ]
+            for rate in (500, 1000, 2000):
+                plans.append(
+                    (
+                        f"fanout-paced-{rate}",
+                        lambda pids, r=rate: loadgen(
+                            "fanout", {"bases": [one.base], "rooms": 100, "duration": d, "rate": r, "pids": pids}
+                        ),
+                    )
+                )
+            run_plans(plans, one, redis, rounds, args.rounds, selected)
+        finally:
+            one.stop()
+        for label, make in (
+            ("2procs", lambda: [Roomd(redis.url), Roomd(redis.url)]),
+            ("workers2", lambda: [Roomd(redis.url, workers=2)]),
+        ):
+            names = [f"fanout-saturation-{label}", f"fanout-paced-2000-{label}"]
+            if not any(selected(n) for n in names):
+                continue
+            servers = make()
+            try:
+                bases = [s.base for s in servers]
+                plans = [
+                    (
+                        names[0],
+                        lambda pids, b=bases: loadgen(
+                            "fanout", {"bases": b, "rooms": 100, "duration": d, "rate": None, "pids": pids}
+                        ),
+                    ),
+                    (
+                        names[1],
+                        lambda pids, b=bases: loadgen(
+                            "fanout", {"bases": b, "rooms": 100, "duration": d, "rate": 2000, "pids": pids}
+                        ),
+                    ),
+                ]
+                run_plans(plans, servers, redis, rounds, args.rounds, selected)
+            finally:
+                for s in servers:
+                    s.stop()
+        idle = idle_sockets(redis, args.idle_sockets, 5.0) if selected("idle-sockets") else None
+    finally:
+        redis.stop()
+    report(rounds, idle, time.perf_counter() - started, args)
+
+
+def run_plans(
+    plans: list[tuple[str, Any]],
+    servers: Any,
+    redis: Redis,
+    rounds: dict[str, list[dict[str, float]]],
+    count: int,
+    selected: Any,
+) -> None:
+    group = servers if isinstance(servers, list) else [servers]
+    for name, run in plans:
+        if not selected(name):
+            continue
+        for _ in range(count):
+            redis.flush()
+            pids = [p for s in group for p in s.pids()]
+            result = summarize(run(pids))
+            rounds.setdefault(name, []).append(result)
+            print(
+                f"  {name:28s} {result['rate']:>10.0f}/s  p50 {result['p50_ms']:6.1f} ms  "
+                f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | None, seconds: float, args: Any) -> None:
+    rows = []
+    for name, results in rounds.items():
+        rates = [r["rate"] for r in results]
+        median = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        unit, target = TARGETS.get(name, ("/s", None))
+        p99_target = P99_TARGETS.get(name)
+        status = "-"
+        if target is not None or p99_target is not None:
+            ok = (target is None or median["rate"] >= target) and (p99_target is None or median["p99_ms"] <= p99_target)
+            status = "met" if ok else "MISSED"
+        rows.append(
+            {
+                "scenario": name,
+                "unit": unit,
+                **median,
+                "rate_min": min(rates),
+                "rate_max": max(rates),
+                "target": target,
+                "p99_target_ms": p99_target,
+                "status": status,
+                "rounds": len(results),
+            }
+        )
+    print(
+        f"\nroomd benchmark — {platform.node()} ({os.cpu_count()} cores), {args.rounds} rounds x {args.duration}s, "
+        f"medians (spread of the rate across rounds)\n"
+    )
+    print(f"{'scenario':30s} {'rate':>10s} {'spread':>17s} {'p50 ms':>8s} {'p99 ms':>8s} {'roomd cpu':>9s}  target")
+    for r in rows:
+        target = f"≥{r['target']:.0f}" if r["target"] else ""
+        if r["p99_target_ms"]:
+            target += f" p99≤{r['p99_target_ms']}ms"
+        print(
+            f"{r['scenario']:30s} {r['rate']:>10.0f} {r['rate_min']:>8.0f}-{r['rate_max']:<8.0f} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {r['roomd_cpu_pct']:>8.0f}%  {target} {r['status'] if target else ''}"
+        )
+    if idle:
+        print(
+            f"\nidle-sockets: {idle['sockets']:.0f} sockets, {idle['rss_per_socket_kib']:.1f} KiB RSS each "
+            f"(target ≤ 20), {idle['rss_total_mib']:.0f} MiB total, CPU at rest {idle['cpu_at_rest_pct']:.1f}%, "
+            f"opened at {idle['connect_rate']:.0f}/s"
+        )
+    print(f"\ntotal {seconds:.0f}s")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / time.strftime("bench-%Y%m%d-%H%M%S.json")
+    path.write_text(
+        json.dumps(
+            {
+                "machine": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
+                "rounds": args.rounds,
+                "duration": args.duration,
+                "scenarios": rows,
+                "idle": idle,
+                "raw": rounds,
+            },
+            indent=2,
+        )
+    )
+    print(f"results: {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Load scenarios. Each runs inside a load-generator process and returns a JSON-able dict.
+
+Latencies are measured in this process (send time to receive time), in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import sys
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+import websockets
+
+from bench.httpclient import Connection
+from bench.servers import cpu_seconds
+
+USERS_PER_ROOM = 10
+TOGGLE = '{"event":"room:toggle_lock"}'
+
+
+class CpuMeter:
+    """roomd's CPU use (percent of one core) over the load window only, not the set-up."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.t0 = time.perf_counter()
+        self.c0 = sum(cpu_seconds(p) for p in pids)
+
+    def percent(self) -> float:
+        return (sum(cpu_seconds(p) for p in self.pids) - self.c0) / (time.perf_counter() - self.t0) * 100
+
+
+def _hostport(base: str) -> tuple[str, int]:
+    parts = urlsplit(base)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def _ws(base: str, token: str) -> str:
+    return base.replace("http://", "ws://") + "/ws?token=" + token
+
+
+async def _create_rooms(base: str, count: int, concurrency: int = 50) -> list[dict[str, Any]]:
+    host, port = _hostport(base)
+    made: list[dict[str, Any]] = []
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        for i in numbers:
+            status, body = await conn.request("POST", "/rooms", {"displayName": f"host{i}"})
+            assert status == 201, body
+            made.append(body)
+        await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    return made
+
+
+async def _fill_rooms(base: str, rooms: list[dict[str, Any]], concurrency: int = 50) -> list[list[dict[str, Any]]]:
+    """Members of each room, host first, USERS_PER_ROOM each."""
+    host, port = _hostport(base)
+    members = {r["roomCode"]: [r] for r in rooms}
+    jobs = iter([(r["roomCode"], n) for r in rooms for n in range(USERS_PER_ROOM - 1)])
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        for code, n in jobs:
+            status, body = await conn.request("POST", f"/rooms/{code}/join", {"displayName": f"p{n}"})
+            assert status == 201, body
+            members[code].append(body)
+        await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return [members[r["roomCode"]] for r in rooms]
+
+
+async def http_load(base: str, kind: str, clients: int, duration: float, pids: list[int]) -> dict[str, Any]:
+    """http-create, http-join, http-get: closed-loop keep-alive clients."""
+    host, port = _hostport(base)
+    join_slots: deque[str] = deque()
+    codes: list[str] = []
+    if kind == "join":
+        rooms = await _create_rooms(base, int(4000 * duration / (USERS_PER_ROOM - 1)) // 2 + 50)
+        join_slots.extend(r["roomCode"] for r in rooms for _ in range(USERS_PER_ROOM - 1))
+    elif kind == "get":
+        codes = [r["roomCode"] for r in await _create_rooms(base, 100)]
+    latencies: list[float] = []
+    errors = 0
+    counter = itertools.count()
+
+    async def worker() -> None:
+        nonlocal errors
+        conn = Connection(host, port)
+        while time.perf_counter() < stop:
+            if kind == "create":
+                method, path, body = "POST", "/rooms", {"displayName": f"c{next(counter)}"}
+            elif kind == "join":
+                if not join_slots:
+                    break
+                method, path, body = "POST", f"/rooms/{join_slots.popleft()}/join", {"displayName": "j"}
+            else:
+                method, path, body = "GET", f"/rooms/{random.choice(codes)}", None
+            t0 = time.perf_counter()
+            status, _ = await conn.request(method, path, body)
+            latencies.append(time.perf_counter() - t0)
+            if status >= 400:
+                errors += 1
+        await conn.close()
+
+    meter = CpuMeter(pids)
+    start = time.perf_counter()
+    stop = start + duration
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    return {
+        "count": len(latencies),
+        "elapsed": elapsed,
+        "errors": errors,
+        "latencies": latencies,
+        "cpu": meter.percent(),
+    }
+
+
+async def ws_connect(base: str, clients: int, duration: float, pids: list[int]) -> dict[str, Any]:
+    """Join over HTTP, open the WebSocket, wait for room:state: one 'connect' of a player."""
+    host, port = _hostport(base)
+    rooms = await _create_rooms(base, int(1500 * duration / (USERS_PER_ROOM - 1)) // 2 + 50)
+    slots: deque[str] = deque(r["roomCode"] for r in rooms for _ in range(USERS_PER_ROOM - 1))
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        conn = Connection(host, port)
+        while time.perf_counter() < stop and slots:
+            t0 = time.perf_counter()
+            status, body = await conn.request("POST", f"/rooms/{slots.popleft()}/join", {"displayName": "w"})
+            if status != 201:
+                errors += 1
+                continue
+            async with websockets.connect(_ws(base, body["token"]), compression=None, ping_interval=None) as ws:
+                first = json.loads(await ws.recv())
+                latencies.append(time.perf_counter() - t0)
+                if first["event"] != "room:state":
+                    errors += 1
+        await conn.close()
+
+    meter = CpuMeter(pids)
+    start = time.perf_counter()
+    stop = start + duration
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return {
+        "count": len(latencies),
+        "elapsed": time.perf_counter() - start,
+        "errors": errors,
+        "latencies": latencies,
+        "cpu": meter.percent(),
+    }
+
+
+async def _connect_rooms(bases: list[str], rooms: list[list[dict[str, Any]]]) -> list[list[Any]]:
+    """Open every member's socket, members of a room spread round-robin over ``bases``."""
+    sockets: list[list[Any]] = []
+    spread = itertools.count()
+    for members in rooms:
+        row = []
+        for member in members:
+            base = bases[next(spread) % len(bases)]
+            ws = await websockets.connect(
+                _ws(base, member["token"]), compression=None, ping_interval=None, max_queue=None
+            )
+            assert json.loads(await ws.recv())["event"] == "room:state"
+            row.append(ws)
+        sockets.append(row)
+    await asyncio.sleep(0.5)
+    for row in sockets:  # drain the user:connected announcements
+        for ws in row:
+            while True:
+                try:
+                    await asyncio.wait_for(ws.recv(), 0.01)
+                except TimeoutError:
+                    break
+    return sockets
+
+
+async def fanout(bases: list[str], rooms: int, duration: float, rate: float | None, pids: list[int]) -> dict[str, Any]:
+    """Hosts toggle the lock; every member's receive time minus the host's send time.
+
+    ``rate`` None: closed loop (next toggle once all members got the last one), i.e. saturation.
+    Otherwise each room toggles on a fixed schedule so that all rooms offer ``rate`` toggles/s.
+    """
+    made = await _create_rooms(bases[0], rooms)
+    members = await _fill_rooms(bases[0], made)
+    sockets = await _connect_rooms(bases, members)
+    latencies: list[float] = []
+    sent_total = 0
+    meter = CpuMeter(pids)
+    start = time.perf_counter()
+    stop = start + duration
+
+    async def closed_loop(row: list[Any]) -> None:
+        nonlocal sent_total
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            await row[0].send(TOGGLE)
+            sent_total += 1
+            await asyncio.gather(*(_receive_toggle(ws, t0, latencies) for ws in row))
+
+    async def paced(row: list[Any], period: float, offset: float) -> None:
+        nonlocal sent_total
+        sent: list[float] = []
+
+        async def receive(ws: Any) -> None:
+            seen = 0
+            try:
+                while True:
+                    message = await ws.recv()
+                    if '"room:lock_toggled"' in message:
+                        latencies.append(time.perf_counter() - sent[seen])
+                        seen += 1
+            except (asyncio.CancelledError, websockets.ConnectionClosed):
+                return
+
+        receivers = [asyncio.create_task(receive(ws)) for ws in row]
+        next_at = start + offset
+        while next_at < stop:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            sent.append(time.perf_counter())
+            await row[0].send(TOGGLE)
+            sent_total += 1
+            next_at += period
+        await asyncio.sleep(0.5)  # let the last events arrive
+        for task in receivers:
+            task.cancel()
+        await asyncio.gather(*receivers, return_exceptions=True)
+
+    if rate is None:
+        await asyncio.gather(*(closed_loop(row) for row in sockets))
+    else:
+        period = rooms / rate
+        await asyncio.gather(*(paced(row, period, i * period / rooms) for i, row in enumerate(sockets)))
+    elapsed = min(time.perf_counter(), stop) - start if rate is None else duration
+    cpu = meter.percent()
+    for row in sockets:
+        for ws in row:
+            await ws.close()
+    return {"count": len(latencies), "elapsed": elapsed, "sent": sent_total, "latencies": latencies, "cpu": cpu}
+
+
+async def _receive_toggle(ws: Any, sent_at: float, latencies: list[float]) -> None:
+    while '"room:lock_toggled"' not in await ws.recv():
+        pass
+    latencies.append(time.perf_counter() - sent_at)
+
+
+async def idle_sockets(base: str, count: int) -> None:
+    """Open ``count`` sockets, report, hold them until told to stop (stdin), for RSS/CPU sampling."""
+    rooms = await _create_rooms(base, count // USERS_PER_ROOM)
+    members = await _fill_rooms(base, rooms)
+    print(json.dumps({"stage": "members-ready"}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    tokens = [m["token"] for row in members for m in row]
+    opened: list[Any] = []
+    queue = iter(tokens)
+
+    async def opener() -> None:
+        for token in queue:
+            ws = await websockets.connect(_ws(base, token), compression=None, ping_interval=None, max_queue=4)
+            await ws.recv()
+            opened.append(ws)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(opener() for _ in range(100)))
+    print(
+        json.dumps({"stage": "sockets-ready", "sockets": len(opened), "seconds": time.perf_counter() - t0}), flush=True
+    )
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    for ws in opened:
+        await ws.close()
