@@ -1,4 +1,8 @@
-"""Browser fixtures: Debian's chromium driven by Playwright (headless, no downloads)."""
+"""Browser fixtures: Debian's chromium driven by Playwright (headless, no browser download).
+
+Without chromium the browser tests are skipped, except in CI (``CI=true``), where a
+skipped browser test would hide a broken lobby: there they fail.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Without the background-networking flags chromium keeps trying hosts this machine cannot reach.
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -23,14 +29,11 @@ ARGS = [
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[object]:
+async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
-            pytest.fail("chromium is required in CI (.ci/run installs it)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright")
-    from playwright.async_api import async_playwright
-
+            pytest.fail("chromium is required in CI (.ci/run installs it with apt-get)")
+        pytest.skip("chromium is not installed: apt-get install --no-install-recommends chromium")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
@@ -41,5 +44,6 @@ async def browser() -> AsyncIterator[object]:
 
 @pytest.fixture
 def artifacts() -> Path:
+    """Where screenshots of the key screens go (gitignored; CI can keep them)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
