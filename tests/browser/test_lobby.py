@@ -125,10 +125,3 @@ async def test_every_error_code_and_end_reason_has_a_message(browser: Browser, r
     assert set(codes["errors"]) <= set(errors)
     reasons = {"LEFT", "KICKED", "REPLACED", "CLOSED", "NOT_FOUND", "UNAUTHORIZED", *codes["closedReasons"]}
     assert reasons <= set(ended)
-
-
-async def test_client_module_is_served(browser: Browser, roomd: RoomdProcess) -> None:
-    page = await open_page(browser, roomd.http)
-    response = await page.request.get(roomd.http + "/client/roomd.js")
-    assert response.ok and "javascript" in response.headers["content-type"]
-    assert "export class RoomdClient" in await response.text()
