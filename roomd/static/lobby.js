@@ -76,6 +76,8 @@ async function enter(start) {
   try {
     showMessage("");
     await start();
+    $("room-code").textContent = ""; // nothing left over from an earlier room until room:state
+    $("members").replaceChildren();
     show("lobby");
     client.connect();
   } catch (err) {
@@ -122,7 +124,10 @@ $("restart").addEventListener("click", () => {
 
 // A code in the address (/?code=ABCD) pre-fills the join form, for shared links.
 const shared = new URLSearchParams(location.search).get("code");
-if (shared) $("join-code").value = RoomdClient.normalizeCode(shared);
+if (shared) {
+  $("join-code").value = RoomdClient.normalizeCode(shared);
+  $("join-name").focus();
+}
 
 if (client.resume()) {
   show("lobby"); // after a reload: same member, same token

@@ -98,6 +98,8 @@ async def test_leave_make_host_and_close(browser: Browser, roomd: RoomdProcess, 
     await host.screenshot(path=str(artifacts / "closed-tv.png"))
     await host.click("#restart")
     await expect(host.locator("#landing")).to_be_visible()
+    assert await create(host, "Ana") != code  # the same page hosts the next room
+    await expect(members(host)).to_have_count(1)
 
 
 async def test_join_errors_are_explained(browser: Browser, roomd: RoomdProcess, api: Api, artifacts: Path) -> None:
