@@ -55,6 +55,7 @@ class RoomBus:
         connect_timeout: float = 10.0,
         check_interval: float = 5.0,
         subscribe_timeout: float = 5.0,
+        linger: float = 10.0,
     ) -> None:
         self._pool = ConnectionPool.from_url(
             url, socket_timeout=None, socket_connect_timeout=connect_timeout, **tcp_options(url)
@@ -64,8 +65,11 @@ class RoomBus:
         self.on_resubscribed = on_resubscribed
         self._check_interval = check_interval
         self._subscribe_timeout = subscribe_timeout
-        self._refs: dict[str, int] = {}
+        self._refs: dict[str, int] = {}  # room -> local holders (0 while lingering)
+        self._confirmed: set[str] = set()  # rooms whose SUBSCRIBE Redis has confirmed
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
+        self._linger = linger
         self._conn: Connection | None = None
         self._connected = asyncio.Event()
         self._self_channel = f"roomd:bus:{secrets.token_hex(8)}"
@@ -88,6 +92,8 @@ class RoomBus:
 
     async def close(self) -> None:
         self._closing = True
+        for timer in self._lingering.values():
+            timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -98,14 +104,18 @@ class RoomBus:
         await self._pool.disconnect()
 
     async def acquire(self, code: str) -> None:
-        """Hold a subscription to ``code``; returns once Redis confirmed it."""
-        name = channel(code)
+        """Hold a subscription to ``code``; returns once Redis has confirmed it."""
+        timer = self._lingering.pop(code, None)
+        if timer is not None:
+            timer.cancel()
         self._refs[code] = self._refs.get(code, 0) + 1
-        if self._refs[code] > 1 and name not in self._waiters:
+        if code in self._confirmed:
             return
+        name = channel(code)
         waiter = asyncio.get_running_loop().create_future()
+        first = name not in self._waiters
         self._waiters.setdefault(name, []).append(waiter)
-        if self._refs[code] == 1:
+        if first:
             await self._send("SUBSCRIBE", name)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), self._subscribe_timeout)
@@ -114,12 +124,26 @@ class RoomBus:
             raise
 
     def release(self, code: str) -> None:
+        """Drop a hold; the last one keeps the subscription for LINGER seconds.
+
+        Players reconnect all the time (page reloads, flaky mobile networks):
+        lingering spares a SUBSCRIBE round trip, and Redis a subscribe/unsubscribe
+        pair, for each of those reconnections.
+        """
         count = self._refs.get(code, 0) - 1
         if count > 0:
             self._refs[code] = count
             return
-        self._refs.pop(code, None)
-        self._spawn(self._send("UNSUBSCRIBE", channel(code)))
+        self._refs[code] = 0
+        if code not in self._lingering:
+            self._lingering[code] = asyncio.get_running_loop().call_later(self._linger, self._unsubscribe, code)
+
+    def _unsubscribe(self, code: str) -> None:
+        self._lingering.pop(code, None)
+        if self._refs.get(code) == 0:
+            del self._refs[code]
+            self._confirmed.discard(code)
+            self._spawn(self._send("UNSUBSCRIBE", channel(code)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -165,6 +189,7 @@ class RoomBus:
             finally:
                 self._connected.clear()
                 self._conn = None
+                self._confirmed.clear()  # every room is re-subscribed (and re-confirmed) on reconnect
                 with contextlib.suppress(Exception):
                     await conn.disconnect()
             if self._closing:
@@ -195,6 +220,9 @@ class RoomBus:
                 except Exception:
                     log.exception("delivering an event of room %s failed", code)
         elif kind == b"subscribe":
+            code = room_of(name)
+            if code is not None and code in self._refs:
+                self._confirmed.add(code)
             for waiter in self._waiters.pop(name, []):
                 if not waiter.done():
                     waiter.set_result(None)

@@ -28,8 +28,10 @@ def as_json(result: Result) -> dict:
 
 
 async def test_rooms_list_pages_newest_first(roomctl, store: RoomStore) -> None:
-    codes = [(await store.create_room(f"Host{i}")).room_code for i in range(5)]
-    await asyncio.sleep(0)
+    codes = []
+    for i in range(5):
+        codes.append((await store.create_room(f"Host{i}")).room_code)
+        await asyncio.sleep(0.003)  # creation times are milliseconds: keep them distinct
     first = as_json(await asyncio.to_thread(roomctl, "--json", "rooms", "list", "--limit", "3"))
     assert [r["code"] for r in first["rooms"]] == codes[::-1][:3]
     assert first["rooms"][0]["hostName"] == "Host4" and first["rooms"][0]["memberCount"] == 1
