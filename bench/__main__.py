@@ -8,6 +8,7 @@ the CPU, which the report shows (roomd CPU % during each run).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import scenarios, wrk
 from bench.servers import ROOT, Redis, Roomd, cpu_seconds, raise_fd_limit, rss_bytes
 
 RESULTS = Path(__file__).with_name("results")
@@ -59,6 +61,31 @@ def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str,
         lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
         results.append(next(r for r in lines if r.get("stage") == "result"))
     return results
+
+
+HTTP_KINDS = ("create", "join", "get")
+
+
+def http_plan(base: str, kind: str, duration: float) -> Any:
+    """wrk when installed (it leaves the CPU to roomd), else two Python load generators."""
+
+    def run(pids: list[int]) -> dict[str, float]:
+        if not wrk.available():
+            params = {"base": base, "kind": kind, "clients": 25, "duration": duration, "pids": pids}
+            return summarize(loadgen("http", params, 2))
+        rooms = {"create": 0, "join": int(4000 * duration / 9) + 50, "get": 100}[kind]
+        codes = [r["roomCode"] for r in asyncio.run(scenarios._create_rooms(base, rooms))] if rooms else []
+        return wrk.run(base, kind, codes, duration, pids)
+
+    return run
+
+
+def fanout_plan(bases: list[str], duration: float, rate: float | None) -> Any:
+    def run(pids: list[int]) -> dict[str, float]:
+        params = {"bases": bases, "rooms": 100, "duration": duration, "rate": rate, "pids": pids}
+        return summarize(loadgen("fanout", params))
+
+    return run
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -139,47 +166,17 @@ def main() -> None:
         d = args.duration
         one = Roomd(redis.url)
         try:
-            plans: list[tuple[str, Any]] = [
-                (
-                    "http-create",
-                    lambda pids: loadgen(
-                        "http", {"base": one.base, "kind": "create", "clients": 25, "duration": d, "pids": pids}, 2
-                    ),
-                ),
-                (
-                    "http-join",
-                    lambda pids: loadgen(
-                        "http", {"base": one.base, "kind": "join", "clients": 25, "duration": d, "pids": pids}, 2
-                    ),
-                ),
-                (
-                    "http-get",
-                    lambda pids: loadgen(
-                        "http", {"base": one.base, "kind": "get", "clients": 25, "duration": d, "pids": pids}, 2
-                    ),
-                ),
+            plans: list[tuple[str, Any]] = [(f"http-{kind}", http_plan(one.base, kind, d)) for kind in HTTP_KINDS]
+            plans.append(
                 (
                     "ws-connect",
-                    lambda pids: loadgen(
-                        "ws-connect", {"base": one.base, "clients": 25, "duration": d, "pids": pids}, 2
+                    lambda pids: summarize(
+                        loadgen("ws-connect", {"base": one.base, "clients": 25, "duration": d, "pids": pids}, 2)
                     ),
-                ),
-                (
-                    "fanout-saturation",
-                    lambda pids: loadgen(
-                        "fanout", {"bases": [one.base], "rooms": 100, "duration": d, "rate": None, "pids": pids}
-                    ),
-                ),
-            ]
-            for rate in (500, 1000, 2000):
-                plans.append(
-                    (
-                        f"fanout-paced-{rate}",
-                        lambda pids, r=rate: loadgen(
-                            "fanout", {"bases": [one.base], "rooms": 100, "duration": d, "rate": r, "pids": pids}
-                        ),
-                    )
                 )
+            )
+            plans.append(("fanout-saturation", fanout_plan([one.base], d, None)))
+            plans.extend((f"fanout-paced-{rate}", fanout_plan([one.base], d, rate)) for rate in (500, 1000, 2000))
             run_plans(plans, one, redis, rounds, args.rounds, selected)
         finally:
             one.stop()
@@ -193,20 +190,7 @@ def main() -> None:
             servers = make()
             try:
                 bases = [s.base for s in servers]
-                plans = [
-                    (
-                        names[0],
-                        lambda pids, b=bases: loadgen(
-                            "fanout", {"bases": b, "rooms": 100, "duration": d, "rate": None, "pids": pids}
-                        ),
-                    ),
-                    (
-                        names[1],
-                        lambda pids, b=bases: loadgen(
-                            "fanout", {"bases": b, "rooms": 100, "duration": d, "rate": 2000, "pids": pids}
-                        ),
-                    ),
-                ]
+                plans = [(names[0], fanout_plan(bases, d, None)), (names[1], fanout_plan(bases, d, 2000))]
                 run_plans(plans, servers, redis, rounds, args.rounds, selected)
             finally:
                 for s in servers:
@@ -232,7 +216,7 @@ def run_plans(
         for _ in range(count):
             redis.flush()
             pids = [p for s in group for p in s.pids()]
-            result = summarize(run(pids))
+            result = run(pids)
             rounds.setdefault(name, []).append(result)
             print(
                 f"  {name:28s} {result['rate']:>10.0f}/s  p50 {result['p50_ms']:6.1f} ms  "
