@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -47,3 +48,14 @@ def artifacts() -> Path:
     """Where screenshots of the key screens go (gitignored; CI can keep them)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+async def leave_redis_clean(redis_client: aioredis.Redis) -> AsyncIterator[None]:
+    """Start and end each browser test with an empty private Redis.
+
+    Pages make many requests from 127.0.0.1; the throttle counters they leave in Redis
+    would otherwise be charged to whichever test runs next.
+    """
+    yield
+    await redis_client.flushdb()
