@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Without the background-networking flags chromium keeps trying hosts this machine cannot reach.
 ARGS = [
@@ -34,7 +34,7 @@ async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is required in CI (.ci/run installs it with apt-get)")
-        pytest.skip("chromium is not installed: apt-get install --no-install-recommends chromium")
+        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
