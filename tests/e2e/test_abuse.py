@@ -13,7 +13,7 @@ from tests.support.clients import Api, Socket, http, inert_websocket
 from tests.support.processes import RoomdProcess
 
 
-async def test_http_rate_limit_is_shared_by_instances(spawn_roomd) -> None:
+async def test_http_rate_limit_is_shared_by_instances(spawn_roomd, redis_client) -> None:  # starts from a clean Redis
     env = {"THROTTLE_LIMIT": "5", "THROTTLE_TTL_MS": "60000"}
     a, b = spawn_roomd(**env), spawn_roomd(**env)
     statuses = []
@@ -27,7 +27,7 @@ async def test_http_rate_limit_is_shared_by_instances(spawn_roomd) -> None:
     assert (await http(a.http, "GET", "/health")).status == 200  # exempt
 
 
-async def test_forwarded_for_is_honoured_only_from_trusted_proxies(spawn_roomd) -> None:
+async def test_forwarded_for_is_honoured_only_from_trusted_proxies(spawn_roomd, redis_client) -> None:
     trusting = spawn_roomd(THROTTLE_LIMIT="2", TRUST_PROXY="127.0.0.1")
     for client in ("203.0.113.1", "203.0.113.2"):  # distinct clients behind the proxy: separate budgets
         for _ in range(2):
