@@ -189,15 +189,27 @@ async def _connect_rooms(bases: list[str], rooms: list[list[dict[str, Any]]]) ->
     return sockets
 
 
-async def fanout(bases: list[str], rooms: int, duration: float, rate: float | None, pids: list[int]) -> dict[str, Any]:
+async def fanout(bases: list[str], rooms: int, duration: float, rates: list[float | None],
+                 pids: list[int]) -> dict[str, Any]:  # fmt: skip
     """Hosts toggle the lock; every member's receive time minus the host's send time.
 
-    ``rate`` None: closed loop (next toggle once all members got the last one), i.e. saturation.
-    Otherwise each room toggles on a fixed schedule so that all rooms offer ``rate`` toggles/s.
+    One population of rooms and sockets serves every phase in ``rates``: None is
+    the closed loop (next toggle once all members got the last one), i.e.
+    saturation; a number is a fixed schedule offering that many toggles/s in all.
     """
     made = await _create_rooms(bases[0], rooms)
     members = await _fill_rooms(bases[0], made)
     sockets = await _connect_rooms(bases, members)
+    phases = [await _fanout_phase(sockets, duration, rate, pids) for rate in rates]
+    for row in sockets:
+        for ws in row:
+            ws.transport.abort()
+    return {"phases": phases}
+
+
+async def _fanout_phase(
+    sockets: list[list[Any]], duration: float, rate: float | None, pids: list[int]
+) -> dict[str, Any]:
     latencies: list[float] = []
     sent_total = 0
     meter = CpuMeter(pids)
@@ -215,41 +227,36 @@ async def fanout(bases: list[str], rooms: int, duration: float, rate: float | No
     async def paced(row: list[Any], period: float, offset: float) -> None:
         nonlocal sent_total
         sent: list[float] = []
+        expected = int((stop - start - offset) / period) + 1
 
         async def receive(ws: Any) -> None:
             seen = 0
-            try:
-                while True:
-                    message = await ws.recv()
-                    if '"room:lock_toggled"' in message:
-                        latencies.append(time.perf_counter() - sent[seen])
-                        seen += 1
-            except (asyncio.CancelledError, websockets.ConnectionClosed):
-                return
+            while seen < len(sent) or seen < expected:
+                message = await ws.recv()
+                if '"room:lock_toggled"' in message:
+                    latencies.append(time.perf_counter() - sent[seen])
+                    seen += 1
+                    if seen == expected:
+                        return
 
         receivers = [asyncio.create_task(receive(ws)) for ws in row]
         next_at = start + offset
-        while next_at < stop:
+        for _ in range(expected):
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             sent.append(time.perf_counter())
             await row[0].send(TOGGLE)
             sent_total += 1
             next_at += period
-        await asyncio.sleep(0.5)  # let the last events arrive
-        for task in receivers:
-            task.cancel()
-        await asyncio.gather(*receivers, return_exceptions=True)
+        await asyncio.wait_for(asyncio.gather(*receivers), 30)
 
     if rate is None:
         await asyncio.gather(*(closed_loop(row) for row in sockets))
+        elapsed = time.perf_counter() - start
     else:
-        period = rooms / rate
-        await asyncio.gather(*(paced(row, period, i * period / rooms) for i, row in enumerate(sockets)))
-    elapsed = min(time.perf_counter(), stop) - start if rate is None else duration
+        period = len(sockets) / rate
+        await asyncio.gather(*(paced(row, period, i * period / len(sockets)) for i, row in enumerate(sockets)))
+        elapsed = duration
     cpu = meter.percent()
-    for row in sockets:
-        for ws in row:
-            await ws.close()
     return {"count": len(latencies), "elapsed": elapsed, "sent": sent_total, "latencies": latencies, "cpu": cpu}
 
 
