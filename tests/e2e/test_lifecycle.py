@@ -189,3 +189,29 @@ async def test_redis_restart_under_live_sockets(spawn_roomd) -> None:
         client.close()
     finally:
         private.cleanup()
+
+
+async def test_killed_pubsub_connection_is_rebuilt_and_sockets_resynced(spawn_roomd) -> None:
+    """Redis drops subscribers (client-output-buffer-limit, CLIENT KILL): roomd must not go deaf."""
+    private = RedisServer()
+    private.start()
+    try:
+        server: RoomdProcess = spawn_roomd(private.url)
+        api = Api(server.http)
+        host = await api.create("Ana")
+        player = await api.join(host["roomCode"], "Bob")
+        hs = await Socket.connect(server.ws, host["token"])
+        await hs.expect("room:state")
+        ps = await Socket.connect(server.ws, player["token"])
+        await ps.expect("room:state")
+        client = redis.Redis(port=private.port)
+        try:
+            assert client.client_kill_filter(_type="pubsub") >= 1
+        finally:
+            client.close()
+        # Events published while the subscriber was gone are lost: the sockets get a fresh room:state.
+        assert (await ps.expect("room:state", timeout=10))["room"]["code"] == host["roomCode"]
+        await hs.send("room:toggle_lock")
+        assert await ps.expect("room:lock_toggled") == {"isLocked": True}
+    finally:
+        private.cleanup()
