@@ -107,7 +107,9 @@ async def drain(services: Services, server: HTTPServer, duties: asyncio.Task[Non
         await asyncio.sleep(0.02)
     while services.tasks:
         await asyncio.gather(*services.tasks, return_exceptions=True)
-    await server.close_all_connections()  # waits for in-flight HTTP requests
+    while services.inflight > 0:  # in-flight HTTP requests finish (the caller's timeout bounds this)
+        await asyncio.sleep(0.02)
+    await server.close_all_connections()
     duties.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await duties

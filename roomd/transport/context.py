@@ -27,6 +27,7 @@ class Services:
     throttle: Throttle
     metrics: Metrics
     draining: bool = False
+    inflight: int = 0  # HTTP requests being handled: a drain lets them finish
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

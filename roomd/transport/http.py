@@ -66,6 +66,24 @@ class JsonHandler(RequestHandler):
     def initialize(self) -> None:
         self._chunks = []
         self._size = 0
+        self._counted = False
+
+    def _request_started(self) -> None:
+        if not self._counted:
+            self._counted = True
+            self.services.inflight += 1
+
+    def _request_ended(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.services.inflight -= 1
+
+    def on_finish(self) -> None:
+        self._request_ended()
+
+    def on_connection_close(self) -> None:
+        self._request_ended()
+        super().on_connection_close()
 
     def set_default_headers(self) -> None:
         self.set_header("X-Request-Id", request_id(self.request))
@@ -80,6 +98,7 @@ class JsonHandler(RequestHandler):
     rate_limited = True  # /health opts out
 
     async def prepare(self) -> None:
+        self._request_started()
         settings = self.services.settings
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > settings.http_max_body_bytes:

@@ -215,3 +215,20 @@ async def test_killed_pubsub_connection_is_rebuilt_and_sockets_resynced(spawn_ro
         assert await ps.expect("room:lock_toggled") == {"isLocked": True}
     finally:
         private.cleanup()
+
+
+async def test_drain_lets_in_flight_requests_finish(spawn_roomd) -> None:
+    private = RedisServer()
+    private.start()
+    try:
+        server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="2000")
+        private.pause()  # the next request will be in flight for up to 2 s
+        pending = asyncio.ensure_future(http(server.http, "POST", "/rooms", {"displayName": "Slow"}))
+        await asyncio.sleep(0.5)
+        server.signal(signal.SIGTERM)
+        response = await pending  # answered, not cut off by the shutdown
+        assert response.status == 503 and response.body["code"] == "REDIS_UNAVAILABLE"
+        private.resume()
+        assert await asyncio.to_thread(server.process.wait, 20) == 0
+    finally:
+        private.cleanup()
