@@ -43,12 +43,5 @@ def connect(url: str) -> Backend:
     """A store configured like roomd's (room TTL, code rules), failing fast when Redis is away."""
     settings = config.from_env({**os.environ, "ROOMD_ENV": "development"})  # roomctl needs no JWT secret
     client = make_redis_client(url, command_timeout=TIMEOUT_SECONDS, connect_timeout=TIMEOUT_SECONDS, max_retries=0)
-    store = RoomStore(
-        client,
-        ttl_seconds=settings.room_ttl_seconds,
-        code_alphabet=settings.room_code_alphabet,
-        code_length=settings.room_code_length,
-        max_users=settings.room_max_users,
-        command_timeout=TIMEOUT_SECONDS,
-    )
+    store = RoomStore.from_settings(client, settings, command_timeout=TIMEOUT_SECONDS)
     return Backend(client, store, Inspector(client, TIMEOUT_SECONDS))

@@ -35,14 +35,7 @@ def build_services(settings: Settings, redis_url: str) -> Services:
         connect_timeout=settings.redis_connect_timeout,
         max_retries=settings.redis_max_retries,
     )
-    store = RoomStore(
-        client,
-        ttl_seconds=settings.room_ttl_seconds,
-        code_alphabet=settings.room_code_alphabet,
-        code_length=settings.room_code_length,
-        max_users=settings.room_max_users,
-        command_timeout=settings.redis_command_timeout,
-    )
+    store = RoomStore.from_settings(client, settings)
     hub = Hub()
     bus = RoomBus(redis_url, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)

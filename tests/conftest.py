@@ -68,3 +68,19 @@ async def close_sockets() -> AsyncIterator[None]:
     sockets, Socket.opened[:] = list(Socket.opened), []
     for sock in sockets:
         sock.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[Callable[..., RedisServer]]:
+    """Extra redis-servers a test may stop, pause or restart without touching the shared one."""
+    started: list[RedisServer] = []
+
+    def start(persist: bool = False) -> RedisServer:
+        server = RedisServer(persist=persist)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.cleanup()

@@ -31,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from roomd.config import Settings
 from roomd.domain import roomcodes
 from roomd.domain.errors import DomainError, StoreUnavailable
 from roomd.protocol import ClosedReason, ErrorCode
@@ -135,6 +136,20 @@ class RoomStore:
                 "snapshot",
             )
         }
+
+    @classmethod
+    def from_settings(
+        cls, client: aioredis.Redis, settings: Settings, command_timeout: float | None = None
+    ) -> RoomStore:
+        """A store with roomd's room rules (TTL, codes, capacity): roomd and roomctl build it alike."""
+        return cls(
+            client,
+            ttl_seconds=settings.room_ttl_seconds,
+            code_alphabet=settings.room_code_alphabet,
+            code_length=settings.room_code_length,
+            max_users=settings.room_max_users,
+            command_timeout=settings.redis_command_timeout if command_timeout is None else command_timeout,
+        )
 
     async def _run(self, name: str, *args: Any) -> Any:
         return await guard(self._scripts[name](keys=[], args=list(args)), self.command_timeout)

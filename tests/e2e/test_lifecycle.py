@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from tests.support.clients import Api, Socket, http
-from tests.support.processes import ROOT, RedisServer, RoomdProcess, free_port
+from tests.support.processes import ROOT, RoomdProcess, free_port
 
 
 def run_roomd(env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -139,96 +139,80 @@ async def test_workers_share_the_port(spawn_roomd, redis_client) -> None:
     assert await asyncio.to_thread(server.process.wait, 20) == 0
 
 
-async def test_redis_pause_gives_fast_503_and_recovers(spawn_roomd) -> None:
-    private = RedisServer()
+async def test_redis_pause_gives_fast_503_and_recovers(spawn_roomd, private_redis) -> None:
+    private = private_redis()
+    server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="500")
+    api = Api(server.http)
+    await api.create("Before")
+    private.pause()
+    r = await http(server.http, "POST", "/rooms", {"displayName": "During"})
+    assert r.status == 503 and r.body["code"] == "REDIS_UNAVAILABLE"
+    health = await http(server.http, "GET", "/health")
+    assert health.status == 503 and health.body["status"] == "error"
+    private.resume()
+    for _ in range(50):
+        if (await http(server.http, "GET", "/health")).status == 200:
+            break
+        await asyncio.sleep(0.1)
+    await api.create("After")
+
+
+async def test_redis_restart_under_live_sockets(spawn_roomd, private_redis) -> None:
+    private = private_redis(persist=True)
+    server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="1000")
+    api = Api(server.http)
+    host = await api.create("Ana")
+    player = await api.join(host["roomCode"], "Bob")
+    hs = await Socket.connect(server.ws, host["token"])
+    await hs.expect("room:state")
+    ps = await Socket.connect(server.ws, player["token"])
+    await ps.expect("room:state")
+    await hs.expect("user:connected")
+    private.stop()  # saves its data; roomd keeps running
+    r = await http(server.http, "GET", f"/rooms/{host['roomCode']}")
+    assert r.status == 503 and r.body["code"] == "REDIS_UNAVAILABLE"
     private.start()
-    try:
-        server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="500")
-        api = Api(server.http)
-        await api.create("Before")
-        private.pause()
-        r = await http(server.http, "POST", "/rooms", {"displayName": "During"})
-        assert r.status == 503 and r.body["code"] == "REDIS_UNAVAILABLE"
-        health = await http(server.http, "GET", "/health")
-        assert health.status == 503 and health.body["status"] == "error"
-        private.resume()
-        for _ in range(50):
-            if (await http(server.http, "GET", "/health")).status == 200:
-                break
-            await asyncio.sleep(0.1)
-        await api.create("After")
-    finally:
-        private.cleanup()
+    # The bus reconnects, re-subscribes and resends room:state to live sockets.
+    state = await ps.expect("room:state", timeout=15)
+    assert state["room"]["code"] == host["roomCode"]
+    await hs.expect("room:state", timeout=15)
+    await hs.send("room:toggle_lock")
+    assert await ps.expect("room:lock_toggled") == {"isLocked": True}
+    client = redis.Redis(port=private.port)
+    assert client.exists(f"room:{host['roomCode']}")
+    client.close()
 
 
-async def test_redis_restart_under_live_sockets(spawn_roomd) -> None:
-    private = RedisServer(persist=True)
-    private.start()
-    try:
-        server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="1000")
-        api = Api(server.http)
-        host = await api.create("Ana")
-        player = await api.join(host["roomCode"], "Bob")
-        hs = await Socket.connect(server.ws, host["token"])
-        await hs.expect("room:state")
-        ps = await Socket.connect(server.ws, player["token"])
-        await ps.expect("room:state")
-        await hs.expect("user:connected")
-        private.stop()  # saves its data; roomd keeps running
-        r = await http(server.http, "GET", f"/rooms/{host['roomCode']}")
-        assert r.status == 503 and r.body["code"] == "REDIS_UNAVAILABLE"
-        private.start()
-        # The bus reconnects, re-subscribes and resends room:state to live sockets.
-        state = await ps.expect("room:state", timeout=15)
-        assert state["room"]["code"] == host["roomCode"]
-        await hs.expect("room:state", timeout=15)
-        await hs.send("room:toggle_lock")
-        assert await ps.expect("room:lock_toggled") == {"isLocked": True}
-        client = redis.Redis(port=private.port)
-        assert client.exists(f"room:{host['roomCode']}")
-        client.close()
-    finally:
-        private.cleanup()
-
-
-async def test_killed_pubsub_connection_is_rebuilt_and_sockets_resynced(spawn_roomd) -> None:
+async def test_killed_pubsub_connection_is_rebuilt_and_sockets_resynced(spawn_roomd, private_redis) -> None:
     """Redis drops subscribers (client-output-buffer-limit, CLIENT KILL): roomd must not go deaf."""
-    private = RedisServer()
-    private.start()
+    private = private_redis()
+    server: RoomdProcess = spawn_roomd(private.url)
+    api = Api(server.http)
+    host = await api.create("Ana")
+    player = await api.join(host["roomCode"], "Bob")
+    hs = await Socket.connect(server.ws, host["token"])
+    await hs.expect("room:state")
+    ps = await Socket.connect(server.ws, player["token"])
+    await ps.expect("room:state")
+    client = redis.Redis(port=private.port)
     try:
-        server: RoomdProcess = spawn_roomd(private.url)
-        api = Api(server.http)
-        host = await api.create("Ana")
-        player = await api.join(host["roomCode"], "Bob")
-        hs = await Socket.connect(server.ws, host["token"])
-        await hs.expect("room:state")
-        ps = await Socket.connect(server.ws, player["token"])
-        await ps.expect("room:state")
-        client = redis.Redis(port=private.port)
-        try:
-            assert client.client_kill_filter(_type="pubsub") >= 1
-        finally:
-            client.close()
-        # Events published while the subscriber was gone are lost: the sockets get a fresh room:state.
-        assert (await ps.expect("room:state", timeout=10))["room"]["code"] == host["roomCode"]
-        await hs.send("room:toggle_lock")
-        assert await ps.expect("room:lock_toggled") == {"isLocked": True}
+        assert client.client_kill_filter(_type="pubsub") >= 1
     finally:
-        private.cleanup()
+        client.close()
+    # Events published while the subscriber was gone are lost: the sockets get a fresh room:state.
+    assert (await ps.expect("room:state", timeout=10))["room"]["code"] == host["roomCode"]
+    await hs.send("room:toggle_lock")
+    assert await ps.expect("room:lock_toggled") == {"isLocked": True}
 
 
-async def test_drain_lets_in_flight_requests_finish(spawn_roomd) -> None:
-    private = RedisServer()
-    private.start()
-    try:
-        server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="2000")
-        private.pause()  # the next request will be in flight for up to 2 s
-        pending = asyncio.ensure_future(http(server.http, "POST", "/rooms", {"displayName": "Slow"}))
-        await asyncio.sleep(0.5)
-        server.signal(signal.SIGTERM)
-        response = await pending  # answered, not cut off by the shutdown
-        assert response.status == 503 and response.body["code"] == "REDIS_UNAVAILABLE"
-        private.resume()
-        assert await asyncio.to_thread(server.process.wait, 20) == 0
-    finally:
-        private.cleanup()
+async def test_drain_lets_in_flight_requests_finish(spawn_roomd, private_redis) -> None:
+    private = private_redis()
+    server: RoomdProcess = spawn_roomd(private.url, REDIS_COMMAND_TIMEOUT="2000")
+    private.pause()  # the next request will be in flight for up to 2 s
+    pending = asyncio.ensure_future(http(server.http, "POST", "/rooms", {"displayName": "Slow"}))
+    await asyncio.sleep(0.5)
+    server.signal(signal.SIGTERM)
+    response = await pending  # answered, not cut off by the shutdown
+    assert response.status == 503 and response.body["code"] == "REDIS_UNAVAILABLE"
+    private.resume()
+    assert await asyncio.to_thread(server.process.wait, 20) == 0
