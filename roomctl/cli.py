@@ -27,7 +27,7 @@ from roomctl.connection import Backend, connect, resolve_redis_url
 from roomctl.output import Output, duration, now_ms
 from roomd import config
 from roomd.domain.errors import DomainError, StoreUnavailable
-from roomd.domain.inspect import describe, public_member
+from roomd.domain.overview import describe, public_member
 from roomd.domain.store import channel, iso
 
 T = TypeVar("T")
@@ -132,7 +132,7 @@ def rooms_list(ctl: Ctl, limit: int, cursor: int) -> None:
       roomctl rooms list --limit 100 --cursor 100
       roomctl --json rooms list | jq '.rooms[].code'
     """
-    page = ctl.run(lambda b: b.inspector.list_rooms(limit, cursor))
+    page = ctl.run(lambda b: b.overview.list_rooms(limit, cursor))
     now = now_ms()
     if ctl.out.as_json:
         ctl.out.data({"rooms": [describe(r) for r in page.rooms], "nextCursor": page.next_cursor})
@@ -169,7 +169,7 @@ def rooms_show(ctl: Ctl, code: str) -> None:
     code = _code(code)
 
     async def show(b: Backend) -> Any:
-        summary = await b.inspector.room(code)
+        summary = await b.overview.room(code)
         if summary is None:
             raise Failure(f"room {code} not found", NOT_FOUND)
         return summary
@@ -306,7 +306,7 @@ def users_show(ctl: Ctl, user_id: str) -> None:
         user = await b.store.get_user(user_id)
         if user is None:
             raise Failure(f"user {user_id} not found", NOT_FOUND)
-        summary = await b.inspector.room(user["roomCode"])
+        summary = await b.overview.room(user["roomCode"])
         return user, (summary.room if summary else None)
 
     user, room = ctl.run(show)
@@ -339,7 +339,7 @@ def stats(ctl: Ctl) -> None:
     Example:
       roomctl stats
     """
-    result = ctl.run(lambda b: b.inspector.stats())
+    result = ctl.run(lambda b: b.overview.stats())
     now = now_ms()
     instances = [{"id": i, "lastSeen": iso(seen)} for i, seen in result.instances]
     if ctl.out.as_json:
@@ -374,7 +374,7 @@ def events(ctl: Ctl, code: str, count: int | None) -> None:
     code = _code(code)
 
     async def follow(b: Backend) -> None:
-        if await b.inspector.room(code) is None:
+        if await b.overview.room(code) is None:
             raise Failure(f"room {code} not found", NOT_FOUND)
         pubsub = b.client.pubsub()
         await pubsub.subscribe(channel(code))

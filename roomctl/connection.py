@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from roomd import config
-from roomd.domain.inspect import Inspector
+from roomd.domain.overview import Overview
 from roomd.domain.store import RoomStore, make_redis_client
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -33,7 +33,7 @@ def resolve_redis_url(explicit: str | None) -> str:
 class Backend:
     client: aioredis.Redis
     store: RoomStore
-    inspector: Inspector
+    overview: Overview
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -44,4 +44,4 @@ def connect(url: str) -> Backend:
     settings = config.from_env({**os.environ, "ROOMD_ENV": "development"})  # roomctl needs no JWT secret
     client = make_redis_client(url, command_timeout=TIMEOUT_SECONDS, connect_timeout=TIMEOUT_SECONDS, max_retries=0)
     store = RoomStore.from_settings(client, settings, command_timeout=TIMEOUT_SECONDS)
-    return Backend(client, store, Inspector(client, TIMEOUT_SECONDS))
+    return Backend(client, store, Overview(client, TIMEOUT_SECONDS))

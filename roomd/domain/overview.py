@@ -46,7 +46,7 @@ class Stats:
     instances: list[tuple[str, int]]  # (host:pid:port, last heartbeat ms)
 
 
-class Inspector:
+class Overview:
     def __init__(self, client: aioredis.Redis, command_timeout: float | None = None) -> None:
         self.client = client
         self.timeout = command_timeout
