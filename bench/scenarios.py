@@ -12,6 +12,7 @@ import random
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ import websockets
 
 from bench.httpclient import Connection
 from bench.servers import cpu_seconds
+from bench.wsclient import LeanSocket
 
 USERS_PER_ROOM = 10
 TOGGLE = '{"event":"room:toggle_lock"}'
@@ -164,106 +166,135 @@ async def ws_connect(base: str, clients: int, duration: float, pids: list[int]) 
     }
 
 
-async def _connect_rooms(bases: list[str], rooms: list[list[dict[str, Any]]]) -> list[list[Any]]:
+class Member:
+    """One lean socket; ``handler`` is swapped per phase (None drops frames)."""
+
+    def __init__(self) -> None:
+        self.handler: Callable[[bytes], None] | None = None
+        self.sock: LeanSocket | None = None
+
+    def on_text(self, payload: bytes) -> None:
+        if self.handler is not None:
+            self.handler(payload)
+
+    def send(self, text: str) -> None:
+        assert self.sock is not None
+        self.sock.send_text(text)
+
+
+async def _connect_rooms(bases: list[str], rooms: list[list[dict[str, Any]]]) -> list[list[Member]]:
     """Open every member's socket, members of a room spread round-robin over ``bases``."""
-    sockets: list[list[Any]] = []
     spread = itertools.count()
-    for members in rooms:
+    loop = asyncio.get_running_loop()
+    population: list[list[Member]] = []
+    for room in rooms:
         row = []
-        for member in members:
-            base = bases[next(spread) % len(bases)]
-            ws = await websockets.connect(
-                _ws(base, member["token"]), compression=None, ping_interval=None, max_queue=None
-            )
-            assert json.loads(await ws.recv())["event"] == "room:state"
-            row.append(ws)
-        sockets.append(row)
+        for account in room:
+            member = Member()
+            state: asyncio.Future[None] = loop.create_future()
+            member.handler = lambda p, f=state: None if f.done() or b'"room:state"' not in p else f.set_result(None)
+            member.sock = await LeanSocket.connect(_ws(bases[next(spread) % len(bases)], account["token"]),
+                                                   member.on_text)  # fmt: skip
+            await asyncio.wait_for(state, 10)
+            member.handler = None  # user:connected of the others: not measured
+            row.append(member)
+        population.append(row)
     await asyncio.sleep(0.5)
-    for row in sockets:  # drain the user:connected announcements
-        for ws in row:
-            while True:
-                try:
-                    await asyncio.wait_for(ws.recv(), 0.01)
-                except TimeoutError:
-                    break
-    return sockets
+    return population
 
 
 async def fanout(bases: list[str], rooms: int, duration: float, rates: list[float | None],
                  pids: list[int]) -> dict[str, Any]:  # fmt: skip
     """Hosts toggle the lock; every member's receive time minus the host's send time.
 
-    One population of rooms and sockets serves every phase in ``rates``: None is
-    the closed loop (next toggle once all members got the last one), i.e.
-    saturation; a number is a fixed schedule offering that many toggles/s in all.
+    One population of rooms and sockets (lean client: see wsclient.py) serves
+    every phase in ``rates``: None is the closed loop (next toggle once all
+    members got the last one), i.e. saturation; a number is a fixed schedule
+    offering that many toggles/s in all.
     """
     made = await _create_rooms(bases[0], rooms)
-    members = await _fill_rooms(bases[0], made)
-    sockets = await _connect_rooms(bases, members)
-    phases = [await _fanout_phase(sockets, duration, rate, pids) for rate in rates]
-    for row in sockets:
-        for ws in row:
-            ws.transport.abort()
+    accounts = await _fill_rooms(bases[0], made)
+    population = await _connect_rooms(bases, accounts)
+    phases = [await _fanout_phase(population, duration, rate, pids) for rate in rates]
+    for row in population:
+        for member in row:
+            assert member.sock is not None
+            member.sock.abort()
     return {"phases": phases}
 
 
-async def _fanout_phase(
-    sockets: list[list[Any]], duration: float, rate: float | None, pids: list[int]
-) -> dict[str, Any]:
+async def _fanout_phase(population: list[list[Member]], duration: float, rate: float | None,
+                        pids: list[int]) -> dict[str, Any]:  # fmt: skip
+    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     sent_total = 0
     meter = CpuMeter(pids)
     start = time.perf_counter()
     stop = start + duration
 
-    async def closed_loop(row: list[Any]) -> None:
+    async def closed_loop(row: list[Member]) -> None:
         nonlocal sent_total
         while time.perf_counter() < stop:
+            done: asyncio.Future[None] = loop.create_future()
+            left = [len(row)]
             t0 = time.perf_counter()
-            await row[0].send(TOGGLE)
+
+            def on(payload: bytes, t0: float = t0, left: list[int] = left, done: asyncio.Future[None] = done) -> None:
+                if b'"room:lock_toggled"' in payload:
+                    latencies.append(time.perf_counter() - t0)
+                    left[0] -= 1
+                    if left[0] == 0:
+                        done.set_result(None)
+
+            for member in row:
+                member.handler = on
+            row[0].send(TOGGLE)
             sent_total += 1
-            await asyncio.gather(*(_receive_toggle(ws, t0, latencies) for ws in row))
+            await asyncio.wait_for(done, 30)
 
-    async def paced(row: list[Any], period: float, offset: float) -> None:
+    async def paced(row: list[Member], period: float, offset: float) -> None:
         nonlocal sent_total
-        sent: list[float] = []
         expected = int((stop - start - offset) / period) + 1
+        sent: list[float] = []
+        done: asyncio.Future[None] = loop.create_future()
+        left = [expected * len(row)]
 
-        async def receive(ws: Any) -> None:
-            seen = 0
-            while seen < len(sent) or seen < expected:
-                message = await ws.recv()
-                if '"room:lock_toggled"' in message:
-                    latencies.append(time.perf_counter() - sent[seen])
-                    seen += 1
-                    if seen == expected:
-                        return
+        def receiver() -> Callable[[bytes], None]:
+            seen = [0]
 
-        receivers = [asyncio.create_task(receive(ws)) for ws in row]
+            def on(payload: bytes) -> None:
+                if b'"room:lock_toggled"' in payload:
+                    latencies.append(time.perf_counter() - sent[seen[0]])
+                    seen[0] += 1
+                    left[0] -= 1
+                    if left[0] == 0:
+                        done.set_result(None)
+
+            return on
+
+        for member in row:
+            member.handler = receiver()
         next_at = start + offset
         for _ in range(expected):
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             sent.append(time.perf_counter())
-            await row[0].send(TOGGLE)
+            row[0].send(TOGGLE)
             sent_total += 1
             next_at += period
-        await asyncio.wait_for(asyncio.gather(*receivers), 30)
+        await asyncio.wait_for(done, 30)
 
     if rate is None:
-        await asyncio.gather(*(closed_loop(row) for row in sockets))
+        await asyncio.gather(*(closed_loop(row) for row in population))
         elapsed = time.perf_counter() - start
     else:
-        period = len(sockets) / rate
-        await asyncio.gather(*(paced(row, period, i * period / len(sockets)) for i, row in enumerate(sockets)))
+        period = len(population) / rate
+        await asyncio.gather(*(paced(row, period, i * period / len(population)) for i, row in enumerate(population)))
         elapsed = duration
     cpu = meter.percent()
+    for row in population:
+        for member in row:
+            member.handler = None
     return {"count": len(latencies), "elapsed": elapsed, "sent": sent_total, "latencies": latencies, "cpu": cpu}
-
-
-async def _receive_toggle(ws: Any, sent_at: float, latencies: list[float]) -> None:
-    while '"room:lock_toggled"' not in await ws.recv():
-        pass
-    latencies.append(time.perf_counter() - sent_at)
 
 
 async def idle_sockets(base: str, count: int) -> None:
