@@ -41,7 +41,7 @@ def build_services(settings: Settings, redis_url: str) -> Services:
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
     throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout)
     services = Services(
-        settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle, metrics=Metrics(hub)
+        settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle, metrics=Metrics(hub, bus)
     )
     bus.on_resubscribed = functools.partial(resync_rooms, services)
     return services

@@ -87,11 +87,6 @@ class ClosedReason(enum.StrEnum):
     EXPIRED = "EXPIRED"
 
 
-class LeftReason(enum.StrEnum):
-    LEFT = "LEFT"
-    KICKED = "KICKED"
-
-
 @cache
 def _registry() -> Registry:
     resources = []

@@ -13,9 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from roomd import protocol
-from roomd.domain.errors import DomainError
 from roomd.domain.store import RoomStore
-from roomd.protocol import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,3 @@ def build_table() -> dict[str, Command]:
     if missing:
         raise RuntimeError(f"client events without both a schema and a handler: {sorted(missing)}")
     return {name: Command(validators[name], handler) for name, handler in HANDLERS.items()}
-
-
-class InvalidMessage(DomainError):
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.INVALID_MESSAGE, message)

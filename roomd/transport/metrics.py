@@ -15,11 +15,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from tornado.web import RequestHandler
 
+from roomd.bus import RoomBus
 from roomd.transport.hub import Hub
 
 
 class Metrics:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, bus: RoomBus) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_latency = Histogram(
             "roomd_http_request_duration_seconds",
@@ -35,12 +36,13 @@ class Metrics:
         self.redis_errors = Counter(
             "roomd_redis_errors_total", "Operations that failed because Redis did not answer.", registry=self.registry
         )
-        self.registry.register(_HubCollector(hub))
+        self.registry.register(_LiveCollector(hub, bus))
 
 
-class _HubCollector(Collector):
-    def __init__(self, hub: Hub) -> None:
+class _LiveCollector(Collector):
+    def __init__(self, hub: Hub, bus: RoomBus) -> None:
         self.hub = hub
+        self.bus = bus
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield GaugeMetricFamily("roomd_open_sockets", "Open WebSocket connections in this process.", len(self.hub))
@@ -50,6 +52,11 @@ class _HubCollector(Collector):
         yield CounterMetricFamily("roomd_bus_events", "Room events received from Redis pub/sub.", self.hub.received)
         yield CounterMetricFamily(
             "roomd_events_delivered", "Event frames written to local sockets.", self.hub.delivered
+        )
+        yield CounterMetricFamily(
+            "roomd_bus_reconnects",
+            "Times the pub/sub connection was rebuilt (and rooms resynced).",
+            self.bus.reconnects,
         )
 
 

@@ -203,6 +203,8 @@ async def test_killed_pubsub_connection_is_rebuilt_and_sockets_resynced(spawn_ro
     assert (await ps.expect("room:state", timeout=10))["room"]["code"] == host["roomCode"]
     await hs.send("room:toggle_lock")
     assert await ps.expect("room:lock_toggled") == {"isLocked": True}
+    metrics = (await http(server.http, "GET", "/metrics")).body
+    assert "roomd_bus_reconnects_total 1.0" in metrics
 
 
 async def test_drain_lets_in_flight_requests_finish(spawn_roomd, private_redis) -> None:

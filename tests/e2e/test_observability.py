@@ -53,6 +53,7 @@ async def test_metrics(api: Api, roomd: RoomdProcess) -> None:
     assert samples["roomd_open_sockets"] >= 1
     assert samples["roomd_events_delivered_total"] >= 1
     assert samples["roomd_bus_events_total"] >= 1
+    assert samples["roomd_bus_reconnects_total"] == 0
     assert 'roomd_http_request_duration_seconds_count{method="POST",route="/rooms",status="2xx"}' in samples
     assert "roomd_rate_limited_total" in text and "roomd_redis_errors_total" in text
 
