@@ -7,7 +7,7 @@ WebSocket transport does not change.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -25,10 +25,24 @@ class Caller:
 Handler = Callable[[RoomStore, Caller, dict[str, Any]], Awaitable[None]]
 
 
+CACHED_FRAME_BYTES = 256  # verdicts are remembered for frames up to this size...
+CACHED_FRAMES = 4096  # ...and this many distinct texts per event (then no more are added)
+
+
 @dataclass(frozen=True)
 class Command:
     validator: Draft202012Validator
     handler: Handler
+    verdicts: dict[str, str | None] = field(default_factory=dict, compare=False)
+
+    def remember(self, text: str, problem: str | None) -> None:
+        """Keep the schema verdict of a frame's exact text.
+
+        Games resend the same few small frames all the time ({"event":"room:toggle_lock"}),
+        and validation is a pure function of the text: measured at ~11% of the CPU under fan-out.
+        """
+        if len(text) <= CACHED_FRAME_BYTES and len(self.verdicts) < CACHED_FRAMES:
+            self.verdicts[text] = problem
 
 
 async def _leave(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:

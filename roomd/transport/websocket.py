@@ -38,6 +38,9 @@ _CONNECT_CLOSE = {
 }
 
 
+_UNSEEN = object()
+
+
 class RoomSocket(WebSocketHandler):
     room_code: str = ""
     user_id: str = ""
@@ -226,8 +229,11 @@ class RoomSocket(WebSocketHandler):
             self._send(frames.error(ErrorCode.UNKNOWN_EVENT.value, f"Unknown event {event[:64]!r}", msg_id=msg_id,
                                     event=event[:64]))  # fmt: skip
             return
-        # The event's schema validates the whole frame (envelope included): one pass, compiled at start.
-        problem = protocol.first_error(command.validator, frame)
+        # The event's schema validates the whole frame (envelope included), compiled at start.
+        problem = command.verdicts.get(message, _UNSEEN)
+        if problem is _UNSEEN:
+            problem = protocol.first_error(command.validator, frame)
+            command.remember(message, problem)
         if problem is not None:
             self._send(frames.error(ErrorCode.INVALID_MESSAGE.value, problem, msg_id=msg_id, event=event))
             return
