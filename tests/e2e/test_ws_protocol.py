@@ -319,7 +319,7 @@ async def test_unexpected_failures_are_unknown_error_without_details(api: Api, r
 
 async def test_repeated_frames_get_the_same_verdict(api: Api, roomd: RoomdProcess) -> None:
     """Verdicts of small frames are remembered: repeats must behave exactly like the first."""
-    (host,), (hs,) = await joined(api, roomd, ["Ana"])
+    _, (hs,) = await joined(api, roomd, ["Ana"])
     for _ in range(2):
         await hs.send_raw('{"event": "room:kick", "data": {"kickUserId": 7}}')
         assert (await hs.expect("error:room"))["code"] == "INVALID_MESSAGE"
