@@ -77,7 +77,7 @@ async def test_rooms_close_needs_confirmation(roomctl, store: RoomStore) -> None
     assert done.exit_code == 0
     assert await store.get_members(host.room_code) == []
     again = await asyncio.to_thread(roomctl, "rooms", "close", host.room_code, "--yes")
-    assert again.exit_code == 1 and f"room {host.room_code}: No live room" in again.stderr
+    assert again.exit_code == 1 and again.stderr == f"error: room {host.room_code} not found\n"
 
 
 async def test_rooms_lock_unlock(roomctl, store: RoomStore) -> None:

@@ -1,0 +1,186 @@
+"""What every roomctl command shares: options, argument types, one async run against Redis, exit codes.
+
+Every failure ends as one readable line on stderr and a documented exit code,
+never a traceback: 0 success, 1 room or user not found (or a refused
+confirmation), 2 usage or configuration error, 3 Redis unreachable or failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from roomctl.connection import Backend, connect, resolve_redis_url, room_settings
+from roomctl.output import Output
+from roomd import config
+from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.protocol import ErrorCode
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+OK, NOT_FOUND, USAGE, UNREACHABLE = 0, 1, 2, 3
+USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class Failure(Exception):
+    """A command's own refusal (room not found, ...) with the exit code to leave with."""
+
+    def __init__(self, message: str, exit_code: int = NOT_FOUND) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Ctl:
+    """The invocation's options; Redis and the room settings are resolved only when a command runs."""
+
+    def __init__(self, redis_url: str | None, as_json: bool) -> None:
+        self.redis_url = redis_url
+        self.out = Output(as_json)
+        self.url = ""
+
+    def run(self, action: Callable[[Backend], Awaitable[T]], *, room: str = "", user: str = "") -> T:
+        """Run one async action against Redis, mapping every failure to an exit code and one line."""
+        try:
+            self.url = resolve_redis_url(self.redis_url)
+            settings = room_settings()
+        except config.ConfigError as exc:
+            self.fail(f"configuration: {exc}", USAGE)
+
+        async def go() -> T:
+            backend = connect(self.url, settings)
+            try:
+                return await action(backend)
+            finally:
+                await backend.close()
+
+        try:
+            return asyncio.run(go())
+        except Failure as exc:
+            self.fail(str(exc), exc.exit_code)
+        except DomainError as exc:
+            self.fail(_domain_message(exc, room, user), NOT_FOUND)
+        except (StoreUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self.fail(f"cannot reach Redis at {redacted(self.url)} ({_reason(exc)})", UNREACHABLE)
+        except RedisError as exc:  # Redis answered, with an error (permissions, wrong key type, ...)
+            self.fail(f"Redis at {redacted(self.url)} refused: {_reason(exc)}", UNREACHABLE)
+
+    def fail(self, message: str, code: int) -> NoReturn:
+        self.out.error(message)
+        sys.exit(code)
+
+    def confirm(self, question: str) -> None:
+        """Ask before a destructive action; a refusal (or no terminal to ask on) changes nothing."""
+        try:
+            agreed = click.confirm(question, err=True)
+        except click.Abort:
+            click.echo(err=True)
+            agreed = False
+        if not agreed:
+            self.fail("cancelled, nothing changed (use --yes to skip the question)", NOT_FOUND)
+
+
+def _domain_message(exc: DomainError, room: str, user: str) -> str:
+    if exc.code is ErrorCode.ROOM_NOT_FOUND:
+        return f"room {room} not found"
+    if exc.code is ErrorCode.MEMBER_NOT_FOUND:
+        return f"user {user} is not a member of room {room}"
+    return f"{exc.code.value}: {exc.message}"
+
+
+def _reason(exc: BaseException) -> str:
+    while exc.__cause__ is not None and str(exc) in ("", "Redis did not answer in time"):
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+# -- options every command accepts --------------------------------------------
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return config.redis_url_from_env({"REDIS_URL": value})
+    except config.ConfigError as exc:
+        raise click.BadParameter(str(exc).replace("REDIS_URL", "the URL")) from None
+
+
+def _late_redis_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    url = _check_url(ctx, param, value)
+    if url is not None:
+        ctx.find_object(Ctl).redis_url = url  # type: ignore[union-attr]
+
+
+def _late_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(Ctl).out.as_json = True  # type: ignore[union-attr]
+
+
+REDIS_URL_HELP = "Redis URL (default: REDIS_URL / REDIS_HOST from the environment or .env, as roomd)."
+JSON_HELP = "Machine-readable JSON output (documented, stable shapes)."
+
+
+def common_options(command: F) -> F:
+    """``--json`` and ``--redis-url`` after the command too (``roomctl rooms list --json``)."""
+    command = click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_late_json,
+                           help=JSON_HELP)(command)  # fmt: skip
+    return click.option("--redis-url", metavar="URL", expose_value=False, callback=_late_redis_url,
+                        help=REDIS_URL_HELP)(command)  # fmt: skip
+
+
+def root_options(command: F) -> F:
+    command = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(command)
+    return click.option("--redis-url", metavar="URL", envvar="ROOMCTL_REDIS_URL", callback=_check_url,
+                        help=REDIS_URL_HELP + " Env: ROOMCTL_REDIS_URL.")(command)  # fmt: skip
+
+
+# -- arguments ------------------------------------------------------------------
+
+
+class RoomCode(click.ParamType):
+    """A room code, case-insensitive: letters and digits only, so it can never name another key."""
+
+    name = "CODE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        code = str(value).strip().upper()
+        if not (1 <= len(code) <= 32 and code.isascii() and code.isalnum()):
+            self.fail(f"{value!r} is not a room code (letters and digits)", param, ctx)
+        return code
+
+
+class UserId(click.ParamType):
+    """A user id as roomd issues them (URL-safe base64), case-sensitive."""
+
+    name = "USER_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        user_id = str(value).strip()
+        if not USER_ID.fullmatch(user_id):
+            self.fail(f"{value!r} is not a user id (letters, digits, - and _)", param, ctx)
+        return user_id
+
+
+ROOM_CODE = RoomCode()
+USER = UserId()
+pass_ctl = click.make_pass_decorator(Ctl)
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")

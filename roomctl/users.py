@@ -1,0 +1,94 @@
+"""``roomctl users``: show and kick; a kick is the host's kick operation with actor None."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from roomctl.connection import Backend
+from roomctl.context import ROOM_CODE, USER, Ctl, Failure, common_options, pass_ctl, yes_option
+from roomd.domain.overview import public_member
+from roomd.domain.store import iso
+
+
+@click.group()
+def users() -> None:
+    """Inspect and kick users.
+
+    \b
+    Examples:
+      roomctl users show 5YgZuOCV-eoaUVvPVpVBIA
+      roomctl users kick KXQD 5YgZuOCV-eoaUVvPVpVBIA --yes
+    """
+
+
+@users.command("kick")
+@click.argument("code", type=ROOM_CODE)
+@click.argument("user_id", type=USER)
+@yes_option
+@common_options
+@pass_ctl
+def users_kick(ctl: Ctl, code: str, user_id: str, yes: bool) -> None:
+    """Kick a user exactly as a host would.
+
+    The user receives user:kicked {by: ADMIN} and close code 4403, the others
+    user:left {reason: KICKED}; a kicked host is replaced (room:host_updated); a
+    room left empty is deleted. Asks for confirmation unless --yes.
+
+    \b
+    Examples:
+      roomctl users kick KXQD 5YgZuOCV-eoaUVvPVpVBIA
+      roomctl users kick kxqd 5YgZuOCV-eoaUVvPVpVBIA --yes --json
+    """
+    if not yes:
+        ctl.confirm(f"Kick user {user_id} from room {code}?")
+    result = ctl.run(lambda b: b.store.kick(code, None, user_id), room=code, user=user_id)
+    if ctl.out.as_json:
+        ctl.out.data(
+            {"kicked": user_id, "roomCode": code, "newHostId": result.new_host_id, "roomDeleted": result.room_deleted}
+        )
+        return
+    message = f"user {user_id} kicked from room {code}"
+    if result.new_host_id:
+        message += f"; new host {result.new_host_id}"
+    if result.room_deleted:
+        message += "; nobody was left, the room is gone"
+    ctl.out.success(message)
+
+
+@users.command("show")
+@click.argument("user_id", type=USER)
+@common_options
+@pass_ctl
+def users_show(ctl: Ctl, user_id: str) -> None:
+    """A user: name, room, presence, whether they host.
+
+    \b
+    Examples:
+      roomctl users show 5YgZuOCV-eoaUVvPVpVBIA
+      roomctl users show 5YgZuOCV-eoaUVvPVpVBIA --json | jq -r .user.roomCode
+    """
+
+    async def show(b: Backend) -> dict[str, Any]:
+        user = await b.store.get_user(user_id)
+        if user is None:
+            raise Failure(f"user {user_id} not found")
+        summary = await b.overview.room(user["roomCode"])
+        view = public_member(user, summary.room["hostId"] if summary else "")
+        return {**view, "roomCode": user["roomCode"], "joinedAt": iso(view["joinedAt"])}
+
+    view = ctl.run(show)
+    if ctl.out.as_json:
+        ctl.out.data({"user": view})
+        return
+    ctl.out.fields(
+        [
+            ("id", view["id"]),
+            ("display name", view["displayName"]),
+            ("room", view["roomCode"]),
+            ("connected", "yes" if view["isConnected"] else "no"),
+            ("host", "yes" if view["isHost"] else "no"),
+            ("joined", view["joinedAt"]),
+        ]
+    )
