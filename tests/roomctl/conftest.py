@@ -1,0 +1,44 @@
+"""Run roomctl in-process (click's CliRunner) against the private redis-server, isolated from the caller's setup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from click.testing import CliRunner, Result
+
+from roomctl.cli import cli
+from tests.support.processes import RedisServer
+
+# Variables that would change roomctl's behaviour if the person running the tests had them set.
+CLEAN_ENV: dict[str, str | None] = {
+    name: None
+    for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "ROOMCTL_REDIS_URL", "STATE_DIR", "FORCE_COLOR",
+                 "TTY_COMPATIBLE", "NO_COLOR", "ROOM_TTL_SECONDS", "ROOM_CODE_ALPHABET", "ROOM_CODE_LENGTH",
+                 "ROOM_MAX_USERS", "ROOMD_ENV")
+}  # fmt: skip
+
+Roomctl = Callable[..., Awaitable[Result]]
+
+
+def invoke(*args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
+    """roomctl with no .env file and a clean environment (CliRunner restores the variables afterwards)."""
+    return CliRunner().invoke(cli, ["--env-file", "/nonexistent/.env", *args], input=input,
+                              env={**CLEAN_ENV, **(env or {})})  # fmt: skip
+
+
+@pytest.fixture
+def roomctl(redis_server: RedisServer, redis_client) -> Roomctl:  # redis_client: flushed per test
+    """``await roomctl("rooms", "list")``: runs in a thread, so the test's event loop stays free."""
+
+    async def run(*args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
+        return await asyncio.to_thread(invoke, "--redis-url", redis_server.url, *args, input=input, env=env)
+
+    return run
+
+
+def as_json(result: Result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

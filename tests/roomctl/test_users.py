@@ -1,0 +1,63 @@
+"""roomctl users show/kick against the private redis-server."""
+
+from __future__ import annotations
+
+from roomd.domain.store import RoomStore
+from tests.roomctl.conftest import Roomctl, as_json
+
+
+async def test_show(roomctl: Roomctl, store: RoomStore) -> None:
+    host = await store.create_room("Ana")
+    player = await store.join_room(host.room_code, "Bob")
+    await store.connect(host.room_code, player.user_id, "s1")
+    shown = as_json(await roomctl("--json", "users", "show", "--", player.user_id))  # ids may start with '-'
+    joined = shown["user"].pop("joinedAt")
+    assert joined.endswith("Z")
+    assert shown["user"] == {"id": player.user_id, "displayName": "Bob", "isConnected": True, "isHost": False,
+                             "roomCode": host.room_code}  # fmt: skip
+    plain = await roomctl("users", "show", "--", host.user_id)
+    assert plain.stdout.splitlines() == [f"id\t{host.user_id}", "display name\tAna", f"room\t{host.room_code}",
+                                         "connected\tno", "host\tyes", f"joined\t{plain.stdout.split()[-1]}"]  # fmt: skip
+
+
+async def test_show_unknown_user_is_exit_1(roomctl: Roomctl) -> None:
+    result = await roomctl("users", "show", "nobody")
+    assert result.exit_code == 1 and result.stderr == "error: user nobody not found\n"
+
+
+async def test_kick_hands_the_room_over(roomctl: Roomctl, store: RoomStore) -> None:
+    host = await store.create_room("Ana")
+    player = await store.join_room(host.room_code, "Bob")
+    kicked = as_json(await roomctl("users", "kick", host.room_code.lower(), "--yes", "--json", "--", host.user_id))
+    assert kicked == {"kicked": host.user_id, "roomCode": host.room_code, "newHostId": player.user_id,
+                      "roomDeleted": False}  # fmt: skip
+    assert (await store.get_room(host.room_code))["hostId"] == player.user_id
+    assert await store.get_user(host.user_id) is None
+    last = await roomctl("users", "kick", host.room_code, "--yes", "--", player.user_id)
+    assert last.exit_code == 0
+    assert last.stdout == f"user {player.user_id} kicked from room {host.room_code}; nobody was left, the room is gone\n"
+
+
+async def test_kick_asks_first(roomctl: Roomctl, store: RoomStore) -> None:
+    host = await store.create_room("Ana")
+    player = await store.join_room(host.room_code, "Bob")
+    refused = await roomctl("users", "kick", host.room_code, "--", player.user_id, input="n\n")
+    assert refused.exit_code == 1
+    await store.check_member(host.room_code, player.user_id)  # still a member
+    done = await roomctl("users", "kick", host.room_code, "--", player.user_id, input="y\n")
+    assert done.exit_code == 0 and f"Kick user {player.user_id} from room {host.room_code}?" in done.stderr
+    assert await store.get_user(player.user_id) is None
+
+
+async def test_kick_not_found_is_exit_1(roomctl: Roomctl, store: RoomStore) -> None:
+    host = await store.create_room("Ana")
+    stranger = await roomctl("users", "kick", host.room_code, "nobody", "--yes")
+    assert stranger.exit_code == 1
+    assert stranger.stderr == f"error: user nobody is not a member of room {host.room_code}\n"
+    no_room = await roomctl("users", "kick", "ZZZZ", "nobody", "--yes")
+    assert no_room.exit_code == 1 and no_room.stderr == "error: room ZZZZ not found\n"
+
+
+async def test_user_ids_are_checked(roomctl: Roomctl) -> None:
+    result = await roomctl("users", "show", "a b")
+    assert result.exit_code == 2 and "is not a user id" in result.stderr
