@@ -16,8 +16,10 @@ async def test_show(roomctl: Roomctl, store: RoomStore) -> None:
     assert shown["user"] == {"id": player.user_id, "displayName": "Bob", "isConnected": True, "isHost": False,
                              "roomCode": host.room_code}  # fmt: skip
     plain = await roomctl("users", "show", "--", host.user_id)
-    assert plain.stdout.splitlines() == [f"id\t{host.user_id}", "display name\tAna", f"room\t{host.room_code}",
-                                         "connected\tno", "host\tyes", f"joined\t{plain.stdout.split()[-1]}"]  # fmt: skip
+    lines = plain.stdout.splitlines()
+    assert lines[:5] == [f"id\t{host.user_id}", "display name\tAna", f"room\t{host.room_code}", "connected\tno",
+                         "host\tyes"]  # fmt: skip
+    assert lines[5].startswith("joined\t") and lines[5].endswith("Z")
 
 
 async def test_show_unknown_user_is_exit_1(roomctl: Roomctl) -> None:
@@ -35,7 +37,7 @@ async def test_kick_hands_the_room_over(roomctl: Roomctl, store: RoomStore) -> N
     assert await store.get_user(host.user_id) is None
     last = await roomctl("users", "kick", host.room_code, "--yes", "--", player.user_id)
     assert last.exit_code == 0
-    assert last.stdout == f"user {player.user_id} kicked from room {host.room_code}; nobody was left, the room is gone\n"
+    assert last.stdout.endswith(f"kicked from room {host.room_code}; nobody was left, the room is gone\n")
 
 
 async def test_kick_asks_first(roomctl: Roomctl, store: RoomStore) -> None:
