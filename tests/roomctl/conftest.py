@@ -26,7 +26,7 @@ Roomctl = Callable[..., Awaitable[Result]]
 def invoke(*args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
     """roomctl with no .env file and a clean environment (CliRunner restores the variables afterwards)."""
     return CliRunner().invoke(cli, ["--env-file", "/nonexistent/.env", *args], input=input,
-                              env={**CLEAN_ENV, **(env or {})})  # fmt: skip
+                              env={**CLEAN_ENV, **(env or {})}, prog_name="roomctl")  # fmt: skip
 
 
 @pytest.fixture
