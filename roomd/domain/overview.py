@@ -49,7 +49,7 @@ class Stats:
     rooms: int
     members: int
     connected: int
-    instances: list[tuple[str, int]]  # (host:pid:port, last heartbeat ms)
+    instances: list[tuple[str, int]]  # (host:pid:port, last heartbeat ms), by id
 
 
 def encode_cursor(position: Position) -> str:
@@ -146,7 +146,7 @@ class Overview:
             self.client.zrangebyscore(INSTANCES_KEY, now_ms() - INSTANCE_STALE_MS, "+inf", withscores=True),
             self.timeout,
         )
-        return Stats(rooms, members, connected, [(_text(i), int(score)) for i, score in instances])
+        return Stats(rooms, members, connected, sorted((_text(i), int(score)) for i, score in instances))
 
 
 def public_member(member: dict[str, Any], host_id: str) -> dict[str, Any]:

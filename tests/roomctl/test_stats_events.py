@@ -22,13 +22,14 @@ async def test_stats(roomctl: Roomctl, store: RoomStore, redis_client) -> None:
     await store.create_room("Solo")
     await store.connect(host.room_code, player.user_id, "s")
     now = int(time.time() * 1000)
-    await redis_client.zadd(INSTANCES_KEY, {"web1:42:3000": now, "web2:7:3000": now - 60_000})  # web2 is stale
+    instances = {"web1:42:3000": now, "web3:9:3000": now - 1000, "web2:7:3000": now - 60_000}  # web2 is stale
+    await redis_client.zadd(INSTANCES_KEY, instances)
     result = as_json(await roomctl("stats", "--json"))
     assert (result["rooms"], result["members"], result["connectedMembers"]) == (2, 3, 1)
-    assert [i["id"] for i in result["instances"]] == ["web1:42:3000"]
+    assert [i["id"] for i in result["instances"]] == ["web1:42:3000", "web3:9:3000"]  # by id
     plain = await roomctl("stats")
     lines = plain.stdout.splitlines()
-    assert lines[:4] == ["rooms\t2", "members\t3", "connected\t1", "instances\t1"]
+    assert lines[:4] == ["rooms\t2", "members\t3", "connected\t1", "instances\t2"]
     assert lines[5].startswith("web1:42:3000\t") and lines[5].endswith(" ago")
 
 
