@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 
 import tornado.routing
 import tornado.web
@@ -15,7 +14,7 @@ from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.logs import safe_uri
-from roomd.protocol import protocol_dir
+from roomd.protocol import package_path, protocol_dir
 from roomd.transport import http
 from roomd.transport.commands import build_table
 from roomd.transport.context import Services
@@ -24,7 +23,7 @@ from roomd.transport.metrics import Metrics, MetricsHandler
 from roomd.transport.request_ids import request_id
 from roomd.transport.websocket import RoomSocket, resync_rooms
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = package_path("roomd", "static")  # the lobby page, wherever roomd is installed
 CODE_PATTERN = r"([^/]+)"
 
 
