@@ -60,7 +60,9 @@ def protocol_dir() -> Path:
 
 @cache
 def codes() -> dict[str, Any]:
-    return json.loads((protocol_dir() / "codes.json").read_text())
+    """``protocol/codes.json``: error codes (HTTP status, message) and close codes, read once."""
+    loaded: dict[str, Any] = json.loads((protocol_dir() / "codes.json").read_text())
+    return loaded
 
 
 class ErrorCode(enum.StrEnum):
@@ -91,7 +93,7 @@ class ErrorCode(enum.StrEnum):
 
     @property
     def message(self) -> str:
-        return codes()["errors"][self.value]["message"]
+        return str(codes()["errors"][self.value]["message"])
 
 
 class CloseCode(enum.IntEnum):
@@ -124,7 +126,8 @@ def _registry() -> Registry:
 
 
 def _schema(relative: str) -> dict[str, Any]:
-    return json.loads((protocol_dir() / "schemas" / relative).read_text())
+    schema: dict[str, Any] = json.loads((protocol_dir() / "schemas" / relative).read_text())
+    return schema
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
