@@ -1,0 +1,80 @@
+"""Every Redis key and pub/sub channel name that roomd and roomctl use from Python.
+
+One owner for the key layout: Python code asks this module for a name and never
+formats one itself, and tests ask it too rather than repeating a string. The
+Lua scripts still build the per-room names themselves (``lua/prelude.lua``:
+``room_key``, ``users_key``, ``user_key``, ``channel``; ``'rooms:index'`` and
+``'rooms:expiry'`` in the scripts; ``'throttle:'`` in ``lua/throttle.lua``), so
+a change here must be made there in the same commit. Any change of a name or of
+what a key holds is a Redis-layout change: it is listed for operators in
+CHANGELOG.md, because rooms written by the old layout become invisible to the
+new one.
+
+All times stored in these keys are integer milliseconds since the epoch. A
+single Redis (not Cluster) is assumed: the names carry no ``{...}`` hash tag.
+"""
+
+from __future__ import annotations
+
+ROOM_PREFIX = "room:"
+EVENTS_SUFFIX = ":events"
+
+INDEX_KEY = "rooms:index"
+"""Sorted set: room code -> ``createdAt``. Lists rooms newest first (``roomctl rooms
+list``) without SCAN. Written by the create script, cleared by the room's deletion."""
+
+EXPIRY_KEY = "rooms:expiry"
+"""Sorted set: room code -> ``expiresAt``, re-armed with the room's TTL on every state
+change. Swept every second by each roomd instance, so members of a room that Redis
+expired receive ``room:closed {reason: EXPIRED}`` (exactly once: the script's ZREM
+decides which instance tells them)."""
+
+INSTANCES_KEY = "roomd:instances"
+"""Sorted set: instance id (``host:pid:port``) -> last heartbeat, written every second
+by each roomd process; entries older than the liveness window are dropped. Read by
+``roomctl stats``."""
+
+THROTTLE_PREFIX = "throttle:"
+"""Prefix of the HTTP rate-limit counters ``throttle:{client}:{window}``: strings
+holding the request count of one fixed window, expiring after two windows. Built
+in ``lua/throttle.lua``; Python never reads them."""
+
+BUS_SELF_PREFIX = "roomd:bus:"
+"""Prefix of each process's private pub/sub channel ``roomd:bus:{16 hex}``: the bus
+publishes a ping there and must hear it back, or it rebuilds its deaf subscriber
+connection. Nothing else is published on it."""
+
+
+def room_key(code: str) -> str:
+    """``room:{code}``: string, the room's JSON record (host, lock, capacity, ``seq``,
+    ``joinSeq``, times). Carries the room's TTL; its absence means the room is gone."""
+    return f"{ROOM_PREFIX}{code}"
+
+
+def users_key(code: str) -> str:
+    """``room:{code}:users``: set of the member user ids, same TTL as the room."""
+    return f"{ROOM_PREFIX}{code}:users"
+
+
+def user_key(user_id: str) -> str:
+    """``user:{id}``: string, the member's JSON record (display name, room, presence,
+    current socket id, join order), same TTL as their room."""
+    return f"user:{user_id}"
+
+
+def channel(code: str) -> str:
+    """``room:{code}:events``: the pub/sub channel of a room's events. Each message is
+    ``<meta JSON>\\n<frame JSON>``, published by the script that made the change."""
+    return f"{ROOM_PREFIX}{code}{EVENTS_SUFFIX}"
+
+
+def room_of_channel(name: str) -> str | None:
+    """The room code of a :func:`channel` name; None for any other channel."""
+    if name.startswith(ROOM_PREFIX) and name.endswith(EVENTS_SUFFIX):
+        return name[len(ROOM_PREFIX) : -len(EVENTS_SUFFIX)]
+    return None
+
+
+def bus_self_channel(token: str) -> str:
+    """``roomd:bus:{token}``: one process's private self-check channel (see :data:`BUS_SELF_PREFIX`)."""
+    return f"{BUS_SELF_PREFIX}{token}"
