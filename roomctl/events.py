@@ -14,7 +14,7 @@ import click
 from roomctl.connection import Backend
 from roomctl.context import ROOM_CODE, Ctl, Failure, common_options, pass_ctl
 from roomctl.output import now_ms
-from roomd.domain.store import channel
+from roomd.domain.keys import channel
 
 
 @click.command()
