@@ -38,6 +38,8 @@ class Settings:
     redis_connect_timeout_ms: int = 10_000
     redis_command_timeout_ms: int = 5_000
     cors_origins: tuple[str, ...] = ("*",)
+    # The one default of each room rule (no I or O in codes: read as 1 and 0). RoomStore's
+    # keyword defaults refer to these (Settings.room_code_alphabet, ...), never copy them.
     room_code_alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZ"
     room_code_length: int = 4
     room_max_users: int = 10
