@@ -14,7 +14,7 @@ from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.logs import safe_uri
-from roomd.protocol import package_path, protocol_dir
+from roomd.protocol import package_path, preload, protocol_dir
 from roomd.transport import http
 from roomd.transport.commands import build_table
 from roomd.transport.context import Services
@@ -47,6 +47,7 @@ def build_services(settings: Settings, redis_url: str) -> Services:
 
 
 def make_app(services: Services) -> tornado.web.Application:
+    preload()  # codes and schemas read now, not first on an error path (maybe out of descriptors)
     s = services.settings
     routes: list[tornado.routing.Rule | tuple] = [
         (r"/health", http.HealthHandler),

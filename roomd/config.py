@@ -52,6 +52,9 @@ class Settings:
     ws_ping_interval: float = 25.0
     ws_max_message_bytes: int = 16_384
     http_max_body_bytes: int = 16_384
+    http_header_timeout_ms: int = 5_000
+    max_connections: int | None = None  # None: derived from RLIMIT_NOFILE at start (roomd/listener.py)
+    max_connections_per_client: int = 64  # 0: no per-address cap
     ws_max_buffer_bytes: int = 1_048_576
     ws_rate_limit: float = 20.0
     ws_rate_burst: int = 40
@@ -98,6 +101,11 @@ def _float(name: str, raw: str, lo: float) -> float:
     if not value >= lo:
         raise ConfigError(f"{name} must be >= {lo}, got {value}")
     return value
+
+
+def _max_connections(name: str, raw: str) -> int | None:
+    """``auto`` (the open-file limit minus a reserve, decided at start) or a positive integer."""
+    return None if raw.strip().lower() == "auto" else _int(name, raw, 1)
 
 
 def _alphabet(name: str, raw: str) -> str:
@@ -213,6 +221,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("WS_PING_INTERVAL", "ws_ping_interval", lambda n, r: _float(n, r, 0))
     take("WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", lambda n, r: _int(n, r, 256))
     take("HTTP_MAX_BODY_BYTES", "http_max_body_bytes", lambda n, r: _int(n, r, 256))
+    take("HTTP_HEADER_TIMEOUT_MS", "http_header_timeout_ms", lambda n, r: _int(n, r, 100))
+    take("MAX_CONNECTIONS", "max_connections", _max_connections)
+    take("MAX_CONNECTIONS_PER_CLIENT", "max_connections_per_client", lambda n, r: _int(n, r, 0))
     take("WS_MAX_BUFFER_BYTES", "ws_max_buffer_bytes", lambda n, r: _int(n, r, 1024))
     take("WS_RATE_LIMIT", "ws_rate_limit", lambda n, r: _float(n, r, 0.1))
     take("WS_RATE_BURST", "ws_rate_burst", lambda n, r: _int(n, r, 1))

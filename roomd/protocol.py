@@ -158,6 +158,21 @@ def client_event_validators() -> Mapping[str, Draft202012Validator]:
     return found
 
 
+def preload() -> None:
+    """Read every protocol file now, at start, instead of on some request's path (often an error's).
+
+    A file first opened when descriptors have run out (EMFILE) turns a clear
+    error answer into a 500 with a traceback; and a missing code fails here,
+    before roomd listens, not in front of a client.
+    """
+    missing = [code.value for code in ErrorCode if code.value not in codes()["errors"]]
+    if missing:
+        raise RuntimeError(f"codes.json has no entry for {', '.join(missing)}")
+    schemas = protocol_dir() / "schemas"
+    for path in sorted(schemas.rglob("*.json")):
+        validator(path.relative_to(schemas).as_posix())
+
+
 def first_error(v: Draft202012Validator, instance: Any) -> str | None:
     """The most relevant validation message, or None when ``instance`` is valid."""
     errors = list(v.iter_errors(instance))

@@ -18,6 +18,7 @@ from roomd import __version__, config, sdnotify
 from roomd.app import build_services, make_app
 from roomd.domain.errors import StoreUnavailable
 from roomd.domain.store import INSTANCES_KEY, now_ms
+from roomd.listener import make_http_server
 from roomd.protocol import CloseCode
 from roomd.transport.context import Services
 
@@ -37,13 +38,7 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain; ``on_ready`` runs once listening and subscribed."""
     services = build_services(settings, redis_url)
-    server = HTTPServer(
-        make_app(services),
-        max_body_size=max(settings.http_max_body_bytes, 1 << 20),
-        max_header_size=16 * 1024,
-        idle_connection_timeout=60,
-        body_timeout=30,
-    )
+    server = make_http_server(make_app(services), settings, services.metrics)  # caps, EMFILE back-off
     sockets = bind_sockets(settings.port, settings.host or None, reuse_port=reuse_port, backlog=1024)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -36,6 +36,21 @@ class Metrics:
         self.redis_errors = Counter(
             "roomd_redis_errors_total", "Operations that failed because Redis did not answer.", registry=self.registry
         )
+        self.connections_refused = Counter(
+            "roomd_connections_refused_total",
+            "TCP connections closed at once: over MAX_CONNECTIONS (total) or MAX_CONNECTIONS_PER_CLIENT (per_client).",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        for reason in ("total", "per_client"):
+            self.connections_refused.labels(reason)
+        self.accept_errors = Counter(
+            "roomd_accept_errors_total", "accept() failures (EMFILE, ENFILE, ...) that paused accepting briefly.",
+            ["errno"], registry=self.registry,
+        )  # fmt: skip
+        self.open_connections = Gauge(
+            "roomd_open_connections", "TCP connections open in this process (HTTP and WebSocket).",
+            registry=self.registry,
+        )  # fmt: skip
         self.registry.register(_LiveCollector(hub, bus))
 
 

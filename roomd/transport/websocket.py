@@ -84,6 +84,8 @@ class RoomSocket(WebSocketHandler):
         stream = self.ws_connection.stream if self.ws_connection else None
         if stream is not None:
             stream.set_nodelay(True)
+            # A verified member no longer counts against its address's cap (roomd/listener.py).
+            getattr(stream.socket, "mark_authenticated", lambda: None)()
         services.hub.add(self)
         try:
             await services.bus.acquire(self.room_code)
