@@ -56,9 +56,9 @@ def make_app(services: Services) -> tornado.web.Application:
         (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
         (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
         (r"/ws", RoomSocket, {"services": services, "commands": build_table()}),
-        (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
-        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
-        (r"/client/(.*)", tornado.web.StaticFileHandler, {"path": str(protocol_dir() / "client")}),
+        (r"/()", http.StaticFiles, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
+        (r"/static/(.*)", http.StaticFiles, {"path": str(STATIC_DIR)}),
+        (r"/client/(.*)", http.StaticFiles, {"path": str(protocol_dir() / "client")}),
     ]
     if s.metrics_enabled:
         routes.append((r"/metrics", MetricsHandler))
@@ -81,7 +81,7 @@ _ROUTE_NAMES = {
     "JoinRoomHandler": "/rooms/:code/join",
     "RejoinRoomHandler": "/rooms/:code/rejoin",
     "RoomSocket": "/ws",
-    "StaticFileHandler": "static",
+    "StaticFiles": "static",
     "MetricsHandler": "/metrics",
 }
 _access_log = logging.getLogger("roomd.access")

@@ -58,6 +58,8 @@ class Settings:
     ws_max_buffer_bytes: int = 1_048_576
     ws_rate_limit: float = 20.0
     ws_rate_burst: int = 40
+    ws_connect_limit: int = 60  # WebSocket upgrades per client address per THROTTLE_TTL_MS
+    ws_connect_user_limit: int = 10  # WebSocket upgrades per user (token) per THROTTLE_TTL_MS
     trust_proxy: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: str = "text"
@@ -227,6 +229,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("WS_MAX_BUFFER_BYTES", "ws_max_buffer_bytes", lambda n, r: _int(n, r, 1024))
     take("WS_RATE_LIMIT", "ws_rate_limit", lambda n, r: _float(n, r, 0.1))
     take("WS_RATE_BURST", "ws_rate_burst", lambda n, r: _int(n, r, 1))
+    take("WS_CONNECT_LIMIT", "ws_connect_limit", lambda n, r: _int(n, r, 1))
+    take("WS_CONNECT_USER_LIMIT", "ws_connect_user_limit", lambda n, r: _int(n, r, 1))
     take("TRUST_PROXY", "trust_proxy", _networks)
     take("LOG_LEVEL", "log_level", _choice(*LOG_LEVELS))
     take("LOG_FORMAT", "log_format", _choice("text", "json"))

@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-from tornado.web import RequestHandler
 
 from roomd.bus import RoomBus
 from roomd.transport.hub import Hub
+from roomd.transport.responses import JsonErrors
 
 
 class Metrics:
@@ -75,7 +75,9 @@ class _LiveCollector(Collector):
         )
 
 
-class MetricsHandler(RequestHandler):
+class MetricsHandler(JsonErrors):
+    """``GET /metrics``; any other method answers the documented JSON 405 like every route."""
+
     async def get(self) -> None:
         metrics: Metrics = self.application.settings["metrics"]
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)

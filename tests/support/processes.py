@@ -100,6 +100,8 @@ class RoomdProcess:
             "PORT": str(self.port),
             "LOG_LEVEL": "INFO",
             "THROTTLE_LIMIT": "1000000",
+            "WS_CONNECT_LIMIT": "1000000",  # tests open many sockets from 127.0.0.1; test_abuse lowers them
+            "WS_CONNECT_USER_LIMIT": "1000000",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
