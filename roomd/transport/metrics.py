@@ -20,6 +20,14 @@ from roomd.transport.responses import JsonErrors
 
 
 class Metrics:
+    """The process's metric objects, in a private registry (not the global default).
+
+    A private registry keeps tests that build several applications in one
+    process from clashing, and keeps library metrics out of the scrape.
+    Handlers update the counters and histograms here; the live numbers of the
+    hub and bus are read by :class:`_LiveCollector` only when scraped.
+    """
+
     def __init__(self, hub: Hub, bus: RoomBus) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_latency = Histogram(
@@ -55,6 +63,8 @@ class Metrics:
 
 
 class _LiveCollector(Collector):
+    """Reads the hub's and bus's plain counters at scrape time (nothing on the hot path)."""
+
     def __init__(self, hub: Hub, bus: RoomBus) -> None:
         self.hub = hub
         self.bus = bus
