@@ -54,7 +54,7 @@ class Settings:
     http_max_body_bytes: int = 16_384
     http_header_timeout_ms: int = 5_000
     max_connections: int | None = None  # None: derived from RLIMIT_NOFILE at start (roomd/listener.py)
-    max_connections_per_client: int = 64  # 0: no per-address cap
+    max_connections_per_client: int | None = None  # None: a quarter of max_connections, at most 256; 0: no cap
     ws_max_buffer_bytes: int = 1_048_576
     ws_rate_limit: float = 20.0
     ws_rate_burst: int = 40
@@ -105,9 +105,13 @@ def _float(name: str, raw: str, lo: float) -> float:
     return value
 
 
-def _max_connections(name: str, raw: str) -> int | None:
-    """``auto`` (the open-file limit minus a reserve, decided at start) or a positive integer."""
-    return None if raw.strip().lower() == "auto" else _int(name, raw, 1)
+def _auto_int(lo: int) -> Callable[[str, str], int | None]:
+    """``auto`` (None: derived at start from the open-file limit, see roomd/listener.py) or an integer >= lo."""
+
+    def parse(name: str, raw: str) -> int | None:
+        return None if raw.strip().lower() == "auto" else _int(name, raw, lo)
+
+    return parse
 
 
 def _alphabet(name: str, raw: str) -> str:
@@ -224,8 +228,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", lambda n, r: _int(n, r, 256))
     take("HTTP_MAX_BODY_BYTES", "http_max_body_bytes", lambda n, r: _int(n, r, 256))
     take("HTTP_HEADER_TIMEOUT_MS", "http_header_timeout_ms", lambda n, r: _int(n, r, 100))
-    take("MAX_CONNECTIONS", "max_connections", _max_connections)
-    take("MAX_CONNECTIONS_PER_CLIENT", "max_connections_per_client", lambda n, r: _int(n, r, 0))
+    take("MAX_CONNECTIONS", "max_connections", _auto_int(1))
+    take("MAX_CONNECTIONS_PER_CLIENT", "max_connections_per_client", _auto_int(0))
     take("WS_MAX_BUFFER_BYTES", "ws_max_buffer_bytes", lambda n, r: _int(n, r, 1024))
     take("WS_RATE_LIMIT", "ws_rate_limit", lambda n, r: _float(n, r, 0.1))
     take("WS_RATE_BURST", "ws_rate_burst", lambda n, r: _int(n, r, 1))

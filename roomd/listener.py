@@ -53,6 +53,7 @@ log = logging.getLogger("roomd.listener")
 
 RESERVED_DESCRIPTORS = 100  # Redis pool (64) + pub/sub, listening sockets, stdio, log files, static files
 MIN_CONNECTIONS = 16  # whatever the open-file limit, serve at least this many
+MAX_PER_CLIENT = 256  # the largest automatic per-address cap
 ACCEPT_BATCH = 128  # accepts per readiness event, like Tornado's, so one listener cannot starve the loop
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 1.0  # seconds a listening socket rests after accept() ran out of resources
 LOG_INTERVAL = 10.0  # seconds: at most one line per kind of trouble per interval
@@ -68,6 +69,16 @@ _PEER_GONE = {
 def default_max_connections(nofile: int) -> int:
     """``MAX_CONNECTIONS=auto``: the open-file limit minus what roomd itself needs."""
     return max(MIN_CONNECTIONS, nofile - RESERVED_DESCRIPTORS)
+
+
+def default_max_per_client(max_connections: int) -> int:
+    """``MAX_CONNECTIONS_PER_CLIENT=auto``: a quarter of the process's connections, at most 256.
+
+    One address never holds most of the slots with connections that proved
+    nothing, yet a school or an event behind one NAT address can load the
+    lobby at once (a browser opens up to 6 connections per page).
+    """
+    return max(1, min(MAX_PER_CLIENT, max_connections // 4))
 
 
 def raise_open_file_limit() -> int:
@@ -321,16 +332,19 @@ def make_http_server(app: Application, settings: Settings, metrics: Metrics) -> 
         idle_connection_timeout=settings.http_header_timeout_ms / 1000,  # Tornado's header timeout
         body_timeout=30,
     )
+    per_client = settings.max_connections_per_client
+    if per_client is None:
+        per_client = default_max_per_client(max_connections)
     server.configure_limits(
         max_connections=max_connections,
-        max_per_client=settings.max_connections_per_client,
+        max_per_client=per_client,
         nofile=nofile,
         trusted=settings.trust_proxy,
         metrics=metrics,
     )
     log.info(
         "at most %d connections (open-file limit %d), %s unauthenticated per client address, headers within %d ms",
-        max_connections, nofile, settings.max_connections_per_client or "any number of",
+        max_connections, nofile, per_client or "any number of",
         settings.http_header_timeout_ms,
     )  # fmt: skip
     return server

@@ -103,7 +103,8 @@ def test_half_header_flood_with_256_descriptors(spawn_roomd, sockets) -> None:
     assert get(server.port, "/health")[0] == 200
     # Every flood connection ends: over the per-address cap at once, the others at the header timeout.
     assert all(closed_within(sock, started + 20 - time.monotonic()) for sock in sockets)
-    assert refused(server.port).get("per_client") == 300 - 64  # MAX_CONNECTIONS_PER_CLIENT default
+    per_client = listener.default_max_per_client(listener.default_max_connections(256))  # 156 // 4 = 39
+    assert refused(server.port).get("per_client") == 300 - per_client
     log = server.logs()[log_start:]
     assert len(log.splitlines()) < 20 and len(log) < 4000, log[-2000:]
 
@@ -161,6 +162,8 @@ def test_default_cap_follows_the_open_file_limit() -> None:
     assert listener.default_max_connections(256) == 256 - listener.RESERVED_DESCRIPTORS
     assert listener.default_max_connections(1_048_576) == 1_048_576 - listener.RESERVED_DESCRIPTORS
     assert listener.default_max_connections(50) >= 16  # a tiny limit still serves a few
+    assert listener.default_max_per_client(156) == 39  # a quarter of the slots...
+    assert listener.default_max_per_client(1_000_000) == 256  # ...up to 256
 
 
 @pytest.mark.parametrize(
@@ -176,6 +179,7 @@ def test_limit_settings_are_validated(name: str, raw: str) -> None:
 def test_limit_settings_defaults() -> None:
     settings = config.from_env({"MAX_CONNECTIONS": "auto"})
     assert settings.max_connections is None  # derived from RLIMIT_NOFILE at start
-    assert settings.max_connections_per_client == 64
+    assert settings.max_connections_per_client is None  # a quarter of max_connections, at most 256
+    assert config.from_env({"MAX_CONNECTIONS_PER_CLIENT": "0"}).max_connections_per_client == 0  # no cap
     assert settings.http_header_timeout_ms == 5000
     assert config.from_env({"MAX_CONNECTIONS": "500"}).max_connections == 500
