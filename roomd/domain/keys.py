@@ -29,10 +29,15 @@ change. Swept every second by each roomd instance, so members of a room that Red
 expired receive ``room:closed {reason: EXPIRED}`` (exactly once: the script's ZREM
 decides which instance tells them)."""
 
+INCARNATIONS_KEY = "rooms:incarnations"
+"""Hash: room code -> incarnation id of the room now holding the code, kept as long as
+the code is in :data:`EXPIRY_KEY`. Every event's bus meta carries it (``inc``), so a
+socket still open on an older room that had the same code drops the new room's events."""
+
 INSTANCES_KEY = "roomd:instances"
 """Sorted set: instance id (``host:pid:port``) -> last heartbeat, written every second
-by each roomd process; entries older than the liveness window are dropped. Read by
-``roomctl stats``."""
+by each roomd process. Read by ``roomctl stats``, and by live instances to find dead
+ones (a stale heartbeat) whose members must be marked disconnected."""
 
 THROTTLE_PREFIX = "throttle:"
 """Prefix of the HTTP rate-limit counters ``throttle:{client}:{window}``: strings
@@ -60,6 +65,13 @@ def user_key(user_id: str) -> str:
     """``user:{id}``: string, the member's JSON record (display name, room, presence,
     current socket id, join order), same TTL as their room."""
     return f"user:{user_id}"
+
+
+def instance_sockets_key(instance: str) -> str:
+    """``roomd:instance:{id}:sockets``: set of ``code|userId|socketId`` entries, one per
+    socket the instance holds, so live instances can disconnect the members of a dead
+    one without SCAN."""
+    return f"roomd:instance:{instance}:sockets"
 
 
 def channel(code: str) -> str:
