@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from roomd import config, listener
+from roomd import config, listener, protocol
+from roomd.app import build_services, make_app
 from tests.support.clients import Api, Socket
 from tests.support.processes import RoomdProcess
 
@@ -183,3 +184,10 @@ def test_limit_settings_defaults() -> None:
     assert config.from_env({"MAX_CONNECTIONS_PER_CLIENT": "0"}).max_connections_per_client == 0  # no cap
     assert settings.http_header_timeout_ms == 5000
     assert config.from_env({"MAX_CONNECTIONS": "500"}).max_connections == 500
+
+
+def test_protocol_files_are_read_when_the_app_is_built() -> None:
+    """Not first on an error path, where the open may meet EMFILE."""
+    protocol.codes.cache_clear()
+    make_app(build_services(config.from_env({}), "redis://127.0.0.1:1/0"))  # connects to nothing yet
+    assert protocol.codes.cache_info().currsize == 1
