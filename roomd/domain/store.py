@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roomd.config import Settings
@@ -134,6 +134,7 @@ class RoomStore:
                 "close",
                 "expire",
                 "snapshot",
+                "extend",
             )
         }
 
@@ -228,6 +229,47 @@ class RoomStore:
     async def close_room(self, code: str, actor_id: str | None) -> None:
         reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
         await self._run("close", code, actor_id or "", reason.value)
+
+    async def close_if_idle(self, code: str, idle_since_ms: int) -> bool:
+        """Admin-close ``code`` if nobody is connected and it has not changed since ``idle_since_ms``.
+
+        For ``roomctl rooms close --idle-for``. The check and the close are one
+        transaction: WATCH on the room record, which every join, leave, connect,
+        disconnect and host action rewrites, then the close script (same arguments
+        as :meth:`close_room` with no actor) in MULTI/EXEC. A room that came back to
+        life in between, or is gone, is left alone: returns False.
+        """
+        async with self.client.pipeline(transaction=True) as pipe:
+            try:
+                await guard(pipe.watch(room_key(code)), self.command_timeout)
+                raw = await guard(pipe.get(room_key(code)), self.command_timeout)
+                if raw is None:
+                    return False
+                room = json.loads(raw)
+                if int(room.get("updatedAt", room["createdAt"])) > idle_since_ms:
+                    return False
+                ids = [user_key(_text(i)) for i in await guard(pipe.smembers(users_key(code)), self.command_timeout)]
+                users = await guard(pipe.mget(ids), self.command_timeout) if ids else []
+                if any(json.loads(u).get("isConnected") for u in users if u is not None):
+                    return False
+                pipe.multi()
+                await self._scripts["close"](keys=[], args=[code, "", ClosedReason.ADMIN_CLOSED.value], client=pipe)
+                (done,) = await guard(pipe.execute(raise_on_error=False), self.command_timeout)
+            except WatchError:
+                return False
+        if isinstance(done, ResponseError):  # ROOM_NOT_FOUND: expired meanwhile
+            if str(done).strip() == ErrorCode.ROOM_NOT_FOUND.value:
+                return False
+            raise done
+        return True
+
+    async def extend(self, code: str) -> int:
+        """Re-arm the room's TTL (its own ``ttlMs`` if the record has one, else the configured one).
+
+        An administrator's "keep this room"; no event, ``updatedAt`` unchanged. Returns the
+        new ``expiresAt`` (ms); ``ROOM_NOT_FOUND`` if the room is gone.
+        """
+        return int(await self._run("extend", code, self.ttl_ms, now_ms()))
 
     # -- expiry -----------------------------------------------------------
 
