@@ -44,6 +44,7 @@ class Settings:
     room_code_length: int = 4
     room_max_users: int = 10
     room_ttl_seconds: int = 7_200
+    instance_timeout_ms: int = 15_000  # a roomd instance whose heartbeat is older is dead: its members are disconnected
     display_name_min_length: int = 1
     display_name_max_length: int = 32
     throttle_ttl_ms: int = 60_000
@@ -219,6 +220,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("ROOM_CODE_LENGTH", "room_code_length", lambda n, r: _int(n, r, 1, 32))
     take("ROOM_MAX_USERS", "room_max_users", lambda n, r: _int(n, r, 1, 10_000))
     take("ROOM_TTL_SECONDS", "room_ttl_seconds", lambda n, r: _int(n, r, 1))
+    take("INSTANCE_TIMEOUT_MS", "instance_timeout_ms", lambda n, r: _int(n, r, 500))
     take("USER_DISPLAY_NAME_MIN_LENGTH", "display_name_min_length", lambda n, r: _int(n, r, 1, 1000))
     take("USER_DISPLAY_NAME_MAX_LENGTH", "display_name_max_length", lambda n, r: _int(n, r, 1, 1000))
     take("THROTTLE_TTL_MS", "throttle_ttl_ms", lambda n, r: _int(n, r, 1))

@@ -7,7 +7,12 @@ Keys (see the README's Redis section):
   every state change.
 * ``rooms:index`` - ZSET code -> creation time, for listing rooms newest first.
 * ``rooms:expiry`` - ZSET code -> expiry time, swept to tell members of expired rooms.
-* ``roomd:instances`` - ZSET instance id -> last heartbeat, for ``roomctl stats``.
+  A code stays taken until its entry is swept.
+* ``rooms:incarnations`` - HASH code -> the incarnation id of the room holding it.
+* ``roomd:instances`` - ZSET instance id -> last heartbeat (Redis time), for
+  ``roomctl stats`` and to find dead instances.
+* ``roomd:instance:{id}:sockets`` - SET of ``code|userId|socketId`` an instance holds,
+  so live instances can disconnect the members of a dead one without SCAN.
 
 Each mutation is one Lua script that also PUBLISHes its event on
 ``room:{code}:events``; roomd and roomctl share this one implementation.
@@ -40,7 +45,10 @@ T = TypeVar("T")
 
 INDEX_KEY = "rooms:index"
 EXPIRY_KEY = "rooms:expiry"
+INCARNATIONS_KEY = "rooms:incarnations"
 INSTANCES_KEY = "roomd:instances"
+REAP_BATCH = 100  # socket-index entries of a dead instance handled by one script
+REAP_INSTANCES = 10  # dead instances looked at per heartbeat
 CODE_CANDIDATES = 3  # codes offered to one create script
 CODE_ATTEMPTS = 6  # create scripts tried before ROOM_CODE_GENERATION_FAILED
 POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
@@ -64,12 +72,20 @@ def channel(code: str) -> str:
     return f"room:{code}:events"
 
 
+def instance_sockets_key(instance: str) -> str:
+    return f"roomd:instance:{instance}:sockets"
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
 def new_user_id() -> str:
-    return secrets.token_urlsafe(16)
+    """A random id that never begins with ``-``: typed as a command argument, it would read as an option."""
+    while True:
+        user_id = secrets.token_urlsafe(16)
+        if not user_id.startswith("-"):
+            return user_id
 
 
 @cache
@@ -90,6 +106,16 @@ class Snapshot:
     room: dict[str, Any]
     users: list[dict[str, Any]]
     seq: int
+    incarnation: str = ""  # of the room; events of another incarnation (a reused code) are not for this socket
+
+
+@dataclass(frozen=True)
+class SocketRef:
+    """One entry of an instance's socket index."""
+
+    room_code: str
+    user_id: str
+    socket_id: str
 
 
 @dataclass(frozen=True)
@@ -114,10 +140,15 @@ class RoomStore:
         code_length: int = 4,
         max_users: int = 10,
         command_timeout: float | None = None,
+        instance_timeout_ms: int = 15_000,
     ) -> None:
         self.client = client
         self.command_timeout = command_timeout
         self.ttl_ms = ttl_seconds * 1000
+        self.instance_timeout_ms = instance_timeout_ms
+        # The roomd instance whose sockets this store connects ("" for roomctl and
+        # tools): recorded with each socket so live instances can clean up after it.
+        self.instance_id = ""
         self.code_alphabet = code_alphabet
         self.code_length = code_length
         self.max_users = max_users
@@ -134,6 +165,8 @@ class RoomStore:
                 "close",
                 "expire",
                 "snapshot",
+                "heartbeat",
+                "reap",
                 "extend",
             )
         }
@@ -150,6 +183,7 @@ class RoomStore:
             code_length=settings.room_code_length,
             max_users=settings.room_max_users,
             command_timeout=settings.redis_command_timeout if command_timeout is None else command_timeout,
+            instance_timeout_ms=settings.instance_timeout_ms,
         )
 
     async def _run(self, name: str, *args: Any) -> Any:
@@ -161,11 +195,12 @@ class RoomStore:
         """Create a room with ``display_name`` as host; the code is claimed atomically."""
         user_id = new_user_id()
         limit = max_users or self.max_users
+        incarnation = secrets.token_hex(8)
         for _ in range(CODE_ATTEMPTS):
             offered = roomcodes.candidates(self.code_alphabet, self.code_length, CODE_CANDIDATES)
             if not offered:
                 continue
-            code = await self._run("create", user_id, display_name, limit, self.ttl_ms, now_ms(), *offered)
+            code = await self._run("create", user_id, display_name, limit, self.ttl_ms, now_ms(), incarnation, *offered)
             if code:
                 return Membership(_text(code), user_id)
         raise DomainError(ErrorCode.ROOM_CODE_GENERATION_FAILED)
@@ -189,8 +224,9 @@ class RoomStore:
     # -- presence ---------------------------------------------------------
 
     async def connect(self, code: str, user_id: str, socket_id: str) -> Snapshot:
-        """Mark the user connected on ``socket_id``; returns the ``room:state`` to send first."""
-        return _snapshot(await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms()))
+        """Mark the user connected on ``socket_id``, held by this store's instance; returns the ``room:state``."""
+        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id)
+        return _snapshot(raw)
 
     async def snapshot(self, code: str, user_id: str, socket_id: str) -> Snapshot:
         """Read-only ``room:state`` for a live socket that may have missed events.
@@ -205,16 +241,62 @@ class RoomStore:
             raise
 
     async def disconnect(self, code: str, user_id: str, socket_id: str) -> bool:
-        """Mark the user disconnected if ``socket_id`` is still their socket."""
-        return bool(await self._run("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms()))
+        """Mark the user disconnected if ``socket_id`` is still their socket; it leaves the socket index anyway."""
+        return bool(await self._run("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id))
+
+    # -- instances ----------------------------------------------------------
+
+    async def heartbeat(self) -> list[str]:
+        """Record this instance as alive; returns other instances whose heartbeat went stale.
+
+        Staleness is INSTANCE_TIMEOUT_MS by Redis's clock, which every instance
+        shares. Stale entries stay in ``roomd:instances`` until :meth:`reap_instance`
+        has disconnected their members.
+        """
+        stale = await self._run("heartbeat", self.instance_id, self.instance_timeout_ms, REAP_INSTANCES + 1)
+        return [i for i in map(_text, stale) if i != self.instance_id][:REAP_INSTANCES]
+
+    async def reap_instance(self, instance: str, *, retire: bool = False) -> int:
+        """Disconnect the members an instance held, if it is dead; returns how many were marked.
+
+        Batches of :data:`REAP_BATCH`, each one script that checks again that the
+        instance is stale: several live instances may reap the same dead one at
+        once, and each member still gets exactly one ``user:disconnected``.
+        ``retire`` skips the staleness check: a draining instance retiring itself.
+        """
+        marked = 0
+        while True:
+            count, done = await self._run(
+                "reap", instance, self.instance_timeout_ms, REAP_BATCH, self.ttl_ms, now_ms(), "1" if retire else "0"
+            )
+            marked += int(count)
+            if int(done) != 0:
+                return marked
+
+    async def instance_sockets(self, instance: str | None = None) -> list[SocketRef]:
+        """The socket index of ``instance`` (default: this store's)."""
+        raw = await guard(
+            self.client.smembers(instance_sockets_key(instance or self.instance_id)), self.command_timeout
+        )
+        refs = []
+        for entry in raw:
+            code, _, rest = _text(entry).partition("|")
+            user_id, _, socket_id = rest.partition("|")
+            refs.append(SocketRef(code, user_id, socket_id))
+        return refs
 
     # -- host and admin actions (actor None = administrator) --------------
 
     async def leave(self, code: str, user_id: str) -> RemovalResult:
-        return _removal(await self._run("remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms()))
+        raw = await self._run(
+            "remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms(), self.instance_timeout_ms
+        )
+        return _removal(raw)
 
     async def kick(self, code: str, actor_id: str | None, target_id: str) -> RemovalResult:
-        raw = await self._run("remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms())
+        raw = await self._run(
+            "remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms(), self.instance_timeout_ms
+        )
         return _removal(raw)
 
     async def set_lock(self, code: str, actor_id: str | None, wanted: str = "toggle") -> bool:
@@ -338,7 +420,12 @@ def public_room(room: dict[str, Any], member_count: int) -> dict[str, Any]:
 def _snapshot(raw: bytes | str) -> Snapshot:
     state = json.loads(raw)
     room = state["room"]
-    return Snapshot(room=public_room(room, len(state["users"])), users=state["users"], seq=int(room["seq"]))
+    return Snapshot(
+        room=public_room(room, len(state["users"])),
+        users=state["users"],
+        seq=int(room["seq"]),
+        incarnation=str(room.get("incarnation") or ""),
+    )
 
 
 def _text(value: bytes | str) -> str:

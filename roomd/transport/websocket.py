@@ -64,6 +64,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
     room_code: str = ""
     user_id: str = ""
     socket_id: str = ""
+    _incarnation = ""  # of the room, from the room:state snapshot: events of another incarnation are dropped
     # Set per socket only while needed (class defaults keep idle sockets small).
     _token: str | None = None
     _claims: Claims | None = None
@@ -212,6 +213,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
 
     def _send_state(self, snapshot: Snapshot) -> None:
         self._seen_seq = max(self._seen_seq, snapshot.seq)
+        self._incarnation = snapshot.incarnation
         self._send(frames.encode("room:state", {"room": snapshot.room, "users": snapshot.users}))
 
     async def resync(self) -> None:
@@ -238,6 +240,8 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         if self._buffer is not None:
             self._buffer.append((meta, wire))
             return
+        if meta.get("inc", self._incarnation) != self._incarnation:
+            return  # an event of another room that had the same code (see the create script)
         seq = meta.get("seq")
         if seq is not None:
             if seq <= self._seen_seq:
@@ -415,11 +419,29 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         if self._connected:
             services.spawn(self._mark_disconnected())
 
+    @property
+    def registered(self) -> bool:
+        """Connected in Redis through this socket (its connect script ran) and still open."""
+        return self._connected and not self._closed
+
     async def _mark_disconnected(self) -> None:
-        try:
-            await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
-        except StoreUnavailable:
-            log.warning("could not mark a user disconnected: Redis unavailable")
+        """Retried with capped back-off while Redis is unavailable: a lost disconnect is a ghost.
+
+        A draining instance stops retrying (the drain retires its socket index, or other
+        instances reap it); the periodic reconciliation would also heal what this misses.
+        """
+        delay = 0.1
+        while True:
+            try:
+                await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
+                return
+            except StoreUnavailable:
+                if delay == 0.1:
+                    log.warning("could not mark a user disconnected: Redis unavailable; retrying")
+                if self.services.draining:
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def resync_rooms(services: Services, rooms: list[str]) -> None:

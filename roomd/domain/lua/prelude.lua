@@ -1,11 +1,45 @@
 -- Shared by every script (prepended at load time). Redis 6.2 compatible.
 -- Keys: room:{code} (JSON), room:{code}:users (SET), user:{id} (JSON),
--- rooms:index (ZSET code -> createdAt ms), rooms:expiry (ZSET code -> expiresAt ms).
+-- rooms:index (ZSET code -> createdAt ms), rooms:expiry (ZSET code -> expiresAt ms),
+-- rooms:incarnations (HASH code -> incarnation id, as long as the code is in rooms:expiry),
+-- roomd:instances (ZSET instance id -> last heartbeat, Redis TIME ms),
+-- roomd:instance:{id}:sockets (SET of 'code|userId|socketId' the instance holds).
 -- Channel: room:{code}:events. Times are integer milliseconds since the epoch.
 local function room_key(code) return 'room:' .. code end
 local function users_key(code) return 'room:' .. code .. ':users' end
 local function user_key(id) return 'user:' .. id end
 local function channel(code) return 'room:' .. code .. ':events' end
+local INCARNATIONS = 'rooms:incarnations'
+local INSTANCES = 'roomd:instances'
+local function instance_sockets_key(id) return 'roomd:instance:' .. id .. ':sockets' end
+local function socket_entry(code, user_id, socket_id) return code .. '|' .. user_id .. '|' .. socket_id end
+
+-- Liveness is judged by Redis's clock, the one every instance shares (no skew between hosts).
+local function redis_time_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- An instance is alive while its heartbeat is at or after cutoff. A socket recorded
+-- without an instance (written before instances were recorded) counts as alive.
+local function instance_alive(id, cutoff)
+  if id == nil or id == '' then return true end
+  local score = redis.call('ZSCORE', INSTANCES, id)
+  return score ~= false and tonumber(score) >= cutoff
+end
+
+-- Forget the socket a user record names in its instance's socket index (if any).
+local function unindex_socket(code, user)
+  if user.socketId and user.socketId ~= '' and user.instance and user.instance ~= '' then
+    redis.call('SREM', instance_sockets_key(user.instance), socket_entry(code, user.id, user.socketId))
+  end
+end
+
+-- The room's own TTL (stored at create: the room's rules live in the room), else the
+-- caller's (rooms created before the TTL was stored).
+local function room_ttl(room, fallback_ms)
+  return tonumber(room.ttlMs) or fallback_ms
+end
 
 local function load_room(code)
   local raw = redis.call('GET', room_key(code))
@@ -31,16 +65,21 @@ end
 -- Bus message: '<meta JSON>\n<frame JSON>'. The frame is what members receive,
 -- encoded once here; meta tells each instance who gets it and whom to close
 -- (skip, direct, close). meta.seq is the room's event sequence number, so a
--- connecting socket can drop events its room:state snapshot already reflects.
+-- connecting socket can drop events its room:state snapshot already reflects;
+-- meta.inc is the room's incarnation, so a socket of an older room that had the
+-- same code drops events of this one.
 local function publish(code, room, event, data, meta)
   room.seq = (room.seq or 0) + 1
   meta = meta or {}
   meta.seq = room.seq
+  meta.inc = room.incarnation
   redis.call('PUBLISH', channel(code), cjson.encode(meta) .. '\n' .. cjson.encode({event = event, data = data}))
 end
 
--- Save the room and give every key of the room the same fresh TTL.
+-- Save the room and give every key of the room the same fresh TTL: the room's
+-- own (ttl_ms only for rooms that predate it), whoever acts (roomd or roomctl).
 local function touch(code, room, ttl_ms, now)
+  ttl_ms = room_ttl(room, ttl_ms)
   room.updatedAt = now
   room.expiresAt = now + ttl_ms
   redis.call('SET', room_key(code), cjson.encode(room), 'PX', ttl_ms)
@@ -52,10 +91,26 @@ end
 
 local function delete_room(code)
   local ids = redis.call('SMEMBERS', users_key(code))
-  for _, id in ipairs(ids) do redis.call('DEL', user_key(id)) end
+  for _, id in ipairs(ids) do
+    local u = load_user(id)
+    if u then unindex_socket(code, u) end
+    redis.call('DEL', user_key(id))
+  end
   redis.call('DEL', room_key(code), users_key(code))
   redis.call('ZREM', 'rooms:index', code)
   redis.call('ZREM', 'rooms:expiry', code)
+  redis.call('HDEL', INCARNATIONS, code)
+end
+
+-- Mark a member disconnected and tell the room, exactly as when their socket closes.
+local function mark_disconnected(code, room, user, ttl_ms, now)
+  unindex_socket(code, user)
+  user.isConnected = false
+  user.socketId = ''
+  user.instance = ''
+  redis.call('SET', user_key(user.id), cjson.encode(user), 'PX', room_ttl(room, ttl_ms))
+  publish(code, room, 'user:disconnected', {user = public_user(user, room)})
+  touch(code, room, ttl_ms, now)
 end
 
 -- A host event from actor ('' = an administrator, who needs no membership).
@@ -66,19 +121,23 @@ local function check_host(code, room, actor)
   return nil
 end
 
--- The longest-standing member, preferring connected ones; nil if none remain.
-local function next_host(code)
-  local best, best_connected = nil, nil
+-- The longest-standing member connected through a live instance (heartbeat at or
+-- after cutoff; nil cutoff: any instance), else the longest-standing member: a
+-- member still marked connected through a dead instance is a ghost, never preferred.
+-- nil if none remain.
+local function next_host(code, cutoff)
+  local best, best_live = nil, nil
   for _, id in ipairs(redis.call('SMEMBERS', users_key(code))) do
     local u = load_user(id)
     if u then
       if best == nil or u.joinSeq < best.joinSeq then best = u end
-      if u.isConnected and (best_connected == nil or u.joinSeq < best_connected.joinSeq) then
-        best_connected = u
+      if u.isConnected and (best_live == nil or u.joinSeq < best_live.joinSeq)
+         and (cutoff == nil or instance_alive(u.instance, cutoff)) then
+        best_live = u
       end
     end
   end
-  return best_connected or best
+  return best_live or best
 end
 
 -- The room:state payload {room, users} (users oldest first) as JSON.
