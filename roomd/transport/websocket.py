@@ -101,7 +101,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         connection = {part.strip().lower() for part in headers.get("Connection", "").split(",")}
         if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
             raise ApiError(ErrorCode.UPGRADE_REQUIRED)
-        self._token = bearer_token(headers.get("Authorization")) or self.get_query_argument("token", None)
+        self._token = bearer_token(headers.get("Authorization")) or self._query_token()
         if not self.services.draining:  # a draining server answers with 1001 after the upgrade
             await self._throttle_upgrade()
         await super().get(*args, **kwargs)
@@ -129,6 +129,12 @@ class RoomSocket(JsonErrors, WebSocketHandler):
                 f"At most {limit} WebSocket connections per {scope} per {s.throttle_ttl_ms} ms; retry later",
                 retry_after=max(1, math.ceil(verdict.retry_after_ms / 1000)),
             )
+
+    def _query_token(self) -> str | None:
+        try:
+            return self.get_query_argument("token", None)
+        except ApiError:
+            return "not UTF-8"  # a malformed token: refused like any other (4401) after the upgrade
 
     def _verify(self) -> Claims:
         """The token's claims (verified once per socket), or DomainError(UNAUTHORIZED)."""

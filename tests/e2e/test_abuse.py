@@ -68,6 +68,8 @@ async def test_websocket_origin_is_checked(spawn_roomd) -> None:
     with pytest.raises(HTTPClientError) as refused:
         await Socket.connect(server.ws, host["token"], headers={"Origin": "https://evil.example"})
     assert refused.value.code == 403
+    assert refused.value.response is not None  # the documented JSON, not Tornado's plain text
+    assert json.loads(refused.value.response.body)["code"] == "ORIGIN_NOT_ALLOWED"
     ok = await Socket.connect(server.ws, host["token"], headers={"Origin": "https://games.example"})
     await ok.expect("room:state")
     ok.close()

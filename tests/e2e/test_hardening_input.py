@@ -9,14 +9,25 @@ files, wrong methods and non-upgrade requests to ``/ws``: the socket stays open 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import re
 import socket
 from typing import Any
 
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
 from roomd import protocol
+from roomd.app import build_services, make_app
+from roomd.config import from_env
+from roomd.logs import TextFormatter
+from roomd.protocol import ErrorCode
+from roomd.transport.commands import Command
+from roomd.transport.websocket import RoomSocket
 from tests.support.clients import Api, Socket, http
-from tests.support.processes import RoomdProcess
+from tests.support.processes import TEST_SECRET, RoomdProcess
 
 ERROR_SCHEMA = protocol.validator("http/error.response.json")
 DEEP = 1000
@@ -170,6 +181,10 @@ async def test_every_error_is_the_documented_json(api: Api, roomd: RoomdProcess)
         assert headers.get("x-request-id"), (path, headers)
     r = await http(api.base, "GET", "/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     assert_json_error(r, 426, "UPGRADE_REQUIRED")  # no Sec-WebSocket-Key: Tornado's own refusal, made JSON
+    host = await api.create("Host")  # a query token that is not UTF-8: refused like any bad token, after the upgrade
+    sock = await Socket.connect(roomd.ws + "?token=%FF" + host["token"])
+    assert (await sock.next_event())["data"]["code"] == "UNAUTHORIZED"
+    assert await sock.closed() == 4401
     for ok in ("/", "/static/lobby.css", "/client/roomd.js"):
         r = await http(api.base, "GET", ok)
         assert r.status == 200, (ok, r.status)
@@ -186,3 +201,72 @@ async def test_invalid_utf8_in_the_path_is_not_called_a_body_error(api: Api) -> 
         r = await http(api.base, method, path, raw=b'{"displayName":"A"}' if method == "POST" else None)
         assert_json_error(r, status, code)
         assert "body" not in r.body["message"].lower(), r.body
+
+
+class _Exploding:
+    """A validator that fails like a bug would, quoting the token it was given (as a careless message might)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def iter_errors(self, instance: object) -> Any:
+        raise RuntimeError(f"validator bug while handling /ws?token={self.secret}")
+
+
+async def test_an_unexpected_exception_answers_unknown_error_and_logs_no_token(redis_server, redis_client) -> None:
+    """Faults injected into a real in-process roomd: the socket stays open, the log shows no token.
+
+    ``room:toggle_lock``'s handler and ``room:kick``'s validator raise with the token in
+    their message; the catch-alls answer ``UNKNOWN_ERROR`` (with the frame's id when it is
+    known) and log a traceback that the log formatter scrubs.
+    """
+    settings = from_env({"ROOMD_ENV": "production", "JWT_SECRET": TEST_SECRET, "REDIS_URL": redis_server.url})
+    services = build_services(settings, redis_server.url)
+    app = make_app(services)
+    commands = next(r.target_kwargs["commands"] for r in app.wildcard_router.rules if r.target is RoomSocket)
+    created = await services.store.create_room("Host", 10)
+    token = services.tokens.issue(created.room_code, created.user_id)
+
+    async def failing_toggle(store: Any, caller: Any, data: Any) -> None:
+        raise RuntimeError(f"handler bug for /ws?token={token}")
+
+    commands["room:toggle_lock"] = Command(commands["room:toggle_lock"].validator, failing_toggle)
+    commands["room:kick"] = Command(_Exploding(token), commands["room:kick"].handler)  # type: ignore[arg-type]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(app)
+    server.add_sockets(sockets)
+    try:
+        await services.bus.start()
+        sock = await Socket.connect(f"ws://127.0.0.1:{sockets[0].getsockname()[1]}/ws", token, query=True)
+        await sock.expect("room:state")
+        await sock.send("room:toggle_lock", msg_id="t1")
+        frame = await sock.next_event()
+        assert frame["data"] == {"code": "UNKNOWN_ERROR", "message": ErrorCode.UNKNOWN_ERROR.message, "id": "t1",
+                                 "event": "room:toggle_lock"}, frame  # fmt: skip
+        await sock.send("room:kick", {"kickUserId": "x"}, msg_id="k1")
+        frame = await sock.next_event()
+        assert frame["data"] == {"code": "UNKNOWN_ERROR", "message": ErrorCode.UNKNOWN_ERROR.message}, frame
+        await sock.send("room:transfer_host", {"newHostId": "nobody"}, msg_id=3)  # still open, still served
+        frame = await sock.next_event()
+        assert frame["data"]["code"] == "MEMBER_NOT_FOUND" and frame["data"]["id"] == 3, frame
+        assert sock.close_code is None
+        sock.close()
+        await sock.closed()
+        for _ in range(500):  # teardown: let the server see the close and mark the user disconnected
+            if not len(services.hub) and not services.tasks:
+                break
+            await asyncio.gather(*services.tasks, asyncio.sleep(0.01), return_exceptions=True)
+    finally:
+        root.removeHandler(handler)
+        server.stop()
+        await services.bus.close()
+        await services.store.client.aclose()
+    text = stream.getvalue()
+    assert text.count("Traceback") == 2 and "handler bug" in text and "validator bug" in text, text
+    assert token not in text and "eyJ" not in text, text
+    assert "token=REDACTED" in text
