@@ -119,6 +119,8 @@ class JsonHandler(JsonErrors):
             raise ApiError(ErrorCode.INVALID_BODY, f"The request body {exc}") from None
         if body is None:
             raise ApiError(ErrorCode.INVALID_BODY, "A JSON body is required")
+        if not isinstance(body, dict):
+            raise ApiError(ErrorCode.INVALID_BODY, "The request body must be a JSON object")
         problem = protocol.first_error(validator, body)
         if problem is not None:
             raise ApiError(ErrorCode.INVALID_BODY, problem)

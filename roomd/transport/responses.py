@@ -71,13 +71,13 @@ class JsonErrors(RequestHandler):
 
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
         """Tornado's default logs ``%r`` of the request (its URI, with ``?token=``): never that."""
-        if isinstance(value, HTTPError | DomainError):
+        if value is None or isinstance(value, HTTPError | DomainError):
             return  # answered with its documented error; nothing went wrong on our side
         rid = request_id(self.request)
         if isinstance(value, StoreUnavailable):
             log.warning("%s: Redis unavailable", self._request_summary(), extra={"requestId": rid})
             return
-        log.error("%s failed", self._request_summary(), exc_info=(typ, value, tb), extra={"requestId": rid})
+        log.error("%s failed", self._request_summary(), exc_info=(type(value), value, tb), extra={"requestId": rid})
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -52,8 +52,6 @@ _CONNECT_CLOSE = {
 }
 
 
-_UNSEEN = object()
-
 QUEUE_FRAMES = 32  # valid frames waiting for Redis per socket; more are answered REDIS_UNAVAILABLE at once
 
 # A frame accepted for its handler: the command, its data, and what its answers echo (id, event).
@@ -164,12 +162,13 @@ class RoomSocket(JsonErrors, WebSocketHandler):
 
     async def open(self, *args: str, **kwargs: str) -> None:
         try:
-            await self._open()
+            await self._attach()
         except Exception:  # never Tornado's abort (1006, and its log line with the URI)
             log.exception("connect failed (room %s)", self.room_code or "-")
             self._fail(ErrorCode.UNKNOWN_ERROR, CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN_ERROR.message)
 
-    async def _open(self) -> None:
+    async def _attach(self) -> None:
+        """Verify, subscribe, mark connected, send ``room:state`` (``open`` wraps it in a catch-all)."""
         services = self.services
         if services.draining:
             self.close(CloseCode.GOING_AWAY, CloseCode.GOING_AWAY.name)
@@ -351,8 +350,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
                                       event=event[:64]))  # fmt: skip
             return
         # The event's schema validates the whole frame (envelope included), compiled at start.
-        problem = command.verdicts.get(message, _UNSEEN)
-        if problem is _UNSEEN:
+        verdicts = command.verdicts
+        if message in verdicts:
+            problem = verdicts[message]
+        else:
             problem = protocol.first_error(command.validator, frame)
             command.remember(message, problem)
         if problem is not None:
