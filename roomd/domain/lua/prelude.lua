@@ -121,23 +121,25 @@ local function check_host(code, room, actor)
   return nil
 end
 
--- The longest-standing member connected through a live instance (heartbeat at or
--- after cutoff; nil cutoff: any instance), else the longest-standing member: a
--- member still marked connected through a dead instance is a ghost, never preferred.
--- nil if none remain.
+-- The heir to the host role: the longest-standing member connected through a live
+-- instance (heartbeat at or after cutoff; nil cutoff: any instance counts as live),
+-- else the longest-standing disconnected member, else (only ghosts remain: members
+-- still marked connected through a dead instance) the longest-standing one. nil if
+-- nobody remains.
 local function next_host(code, cutoff)
-  local best, best_live = nil, nil
+  local live, offline, any = nil, nil, nil
   for _, id in ipairs(redis.call('SMEMBERS', users_key(code))) do
     local u = load_user(id)
     if u then
-      if best == nil or u.joinSeq < best.joinSeq then best = u end
-      if u.isConnected and (best_live == nil or u.joinSeq < best_live.joinSeq)
-         and (cutoff == nil or instance_alive(u.instance, cutoff)) then
-        best_live = u
+      if any == nil or u.joinSeq < any.joinSeq then any = u end
+      if not u.isConnected then
+        if offline == nil or u.joinSeq < offline.joinSeq then offline = u end
+      elseif (live == nil or u.joinSeq < live.joinSeq) and (cutoff == nil or instance_alive(u.instance, cutoff)) then
+        live = u
       end
     end
   end
-  return best_live or best
+  return live or offline or any
 end
 
 -- The room:state payload {room, users} (users oldest first) as JSON.
