@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Callable
@@ -17,15 +18,14 @@ from tornado.netutil import bind_sockets
 from roomd import __version__, config, sdnotify
 from roomd.app import build_services, make_app
 from roomd.domain.errors import StoreUnavailable
-from roomd.domain.store import INSTANCES_KEY, now_ms
 from roomd.listener import make_http_server
 from roomd.protocol import CloseCode
 from roomd.transport.context import Services
+from roomd.transport.presence import Presence
 
 log = logging.getLogger("roomd")
 
-SWEEP_INTERVAL = 1.0  # seconds between expiry sweeps and instance heartbeats
-INSTANCE_TTL_MS = 15_000
+SWEEP_INTERVAL = 1.0  # at most this many seconds between expiry sweeps and instance heartbeats
 
 
 async def serve(
@@ -40,14 +40,14 @@ async def serve(
     services = build_services(settings, redis_url)
     server = make_http_server(make_app(services), settings, services.metrics)  # caps, EMFILE back-off
     sockets = bind_sockets(settings.port, settings.host or None, reuse_port=reuse_port, backlog=1024)
-    server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
+    instance = services.store.instance_id = instance_id(port)  # before any socket connects
+    server.add_sockets(sockets)
     await services.bus.start(wait=settings.redis_connect_timeout)
     try:
         await services.store.ping()
     except StoreUnavailable:
         log.error("Redis does not answer yet; serving 503 REDIS_UNAVAILABLE until it does")
-    instance = f"{socket.gethostname()}:{os.getpid()}:{port}"
     duties = asyncio.create_task(_background_duties(services, instance))
     log.info("roomd %s listening on http://%s:%d (pid %d)", __version__, settings.host, port, os.getpid())
     tune_gc()
@@ -108,25 +108,28 @@ async def drain(services: Services, server: HTTPServer, duties: asyncio.Task[Non
     duties.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await duties
-    with contextlib.suppress(Exception):
-        await services.store.client.zrem(INSTANCES_KEY, instance)
+    with contextlib.suppress(Exception):  # else other instances reap it once its heartbeat is stale
+        await services.store.reap_instance(instance, retire=True)  # disconnects failed: mark them; leave the set
     await services.bus.close()
     await services.store.client.aclose()
 
 
+def instance_id(port: int) -> str:
+    """``host:pid:port:random``, unique per process start: a reused pid never revives a dead instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{port}:{secrets.token_hex(4)}"
+
+
 async def _background_duties(services: Services, instance: str) -> None:
-    """Expiry sweep (tells members of rooms Redis expired) and the instance heartbeat."""
-    client = services.store.client
+    """Expiry sweep (tells members of rooms Redis expired), and presence (roomd/transport/presence.py):
+    the instance heartbeat, reaping dead instances' members (stale beyond INSTANCE_TIMEOUT_MS), and
+    reconciling this instance's socket index with the sockets it holds."""
+    presence = Presence(services)  # for services.store.instance_id, which is ``instance``
     while True:
         try:
             await services.store.expire_due_rooms()
-            now = now_ms()
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.zadd(INSTANCES_KEY, {instance: now})
-                pipe.zremrangebyscore(INSTANCES_KEY, "-inf", now - INSTANCE_TTL_MS)
-                await pipe.execute()
+            await presence.beat()
         except (StoreUnavailable, OSError) as exc:
             log.debug("background duties skipped: %s", exc)
         except Exception:
             log.exception("background duties failed")
-        await asyncio.sleep(SWEEP_INTERVAL)
+        await asyncio.sleep(min(SWEEP_INTERVAL, presence.interval))
