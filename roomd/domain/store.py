@@ -361,7 +361,7 @@ class RoomStore:
         due = await guard(self.client.zrangebyscore(EXPIRY_KEY, "-inf", now, start=0, num=limit), self.command_timeout)
         closed = []
         for raw in due:
-            code = _text(raw)
+            code = _text(raw) if isinstance(raw, bytes | str) else str(raw)  # members only, never (member, score)
             if await self._run("expire", code, now):
                 closed.append(code)
         return closed
