@@ -1,6 +1,6 @@
 """The Redis model of rooms and its atomic operations.
 
-Keys (see the README's Redis section):
+Keys (named in :mod:`roomd.domain.keys`, re-exported here; see the README's Redis section):
 
 * ``room:{code}`` - JSON of the room; ``room:{code}:users`` - SET of member ids;
   ``user:{id}`` - JSON of a member. All share the room's TTL, refreshed on
@@ -39,14 +39,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from roomd.config import Settings
 from roomd.domain import roomcodes
 from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.keys import (  # noqa: F401 - re-exported: callers and tests import them from here too
+    EXPIRY_KEY,
+    INCARNATIONS_KEY,
+    INDEX_KEY,
+    INSTANCES_KEY,
+    channel,
+    instance_sockets_key,
+    room_key,
+    user_key,
+    users_key,
+)
 from roomd.protocol import ClosedReason, ErrorCode
 
 T = TypeVar("T")
 
-INDEX_KEY = "rooms:index"
-EXPIRY_KEY = "rooms:expiry"
-INCARNATIONS_KEY = "rooms:incarnations"
-INSTANCES_KEY = "roomd:instances"
 REAP_BATCH = 100  # socket-index entries of a dead instance handled by one script
 REAP_INSTANCES = 10  # dead instances looked at per heartbeat
 CODE_CANDIDATES = 3  # codes offered to one create script
@@ -54,26 +61,6 @@ CODE_ATTEMPTS = 6  # create scripts tried before ROOM_CODE_GENERATION_FAILED
 POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
 
 _LUA_DIR = Path(__file__).with_name("lua")
-
-
-def room_key(code: str) -> str:
-    return f"room:{code}"
-
-
-def users_key(code: str) -> str:
-    return f"room:{code}:users"
-
-
-def user_key(user_id: str) -> str:
-    return f"user:{user_id}"
-
-
-def channel(code: str) -> str:
-    return f"room:{code}:events"
-
-
-def instance_sockets_key(instance: str) -> str:
-    return f"roomd:instance:{instance}:sockets"
 
 
 def now_ms() -> int:
