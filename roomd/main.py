@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"roomd: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets=(settings.jwt_secret,))  # scrubbed from logs
 
     dev_redis: DevRedis | None = None
     redis_url = settings.redis_url
