@@ -66,6 +66,8 @@ class Settings:
     log_format: str = "text"
     metrics_enabled: bool = True
     workers: int = 1
+    worker_restart_delay_ms: int = 1_000  # first back-off of a worker restart; doubles per consecutive failure
+    worker_start_attempts: int = 5  # consecutive failures before ready after which --workers gives up
     state_dir: Path = Path(".roomd")
 
     @property
@@ -242,6 +244,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("LOG_FORMAT", "log_format", _choice("text", "json"))
     take("METRICS_ENABLED", "metrics_enabled", _bool)
     take("WORKERS", "workers", lambda n, r: _int(n, r, 1, 256))
+    take("WORKER_RESTART_DELAY_MS", "worker_restart_delay_ms", lambda n, r: _int(n, r, 10, 60_000))
+    take("WORKER_START_ATTEMPTS", "worker_start_attempts", lambda n, r: _int(n, r, 1, 1000))
     take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
     url = redis_url_from_env(env)
     if url is not None:
