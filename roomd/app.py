@@ -49,7 +49,7 @@ def build_services(settings: Settings, redis_url: str) -> Services:
 def make_app(services: Services) -> tornado.web.Application:
     preload()  # codes and schemas read now, not first on an error path (maybe out of descriptors)
     s = services.settings
-    routes: list[tornado.routing.Rule | tuple] = [
+    routes: list[tornado.routing.Rule | tuple[object, ...]] = [
         (r"/health", http.HealthHandler),
         (r"/rooms", http.CreateRoomHandler),
         (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
