@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 import tornado.routing
 import tornado.web
@@ -49,7 +50,7 @@ def build_services(settings: Settings, redis_url: str) -> Services:
 def make_app(services: Services) -> tornado.web.Application:
     preload()  # codes and schemas read now, not first on an error path (maybe out of descriptors)
     s = services.settings
-    routes: list[tornado.routing.Rule | tuple[object, ...]] = [
+    routes: list[tornado.routing.Rule | tuple[str, Any] | tuple[str, Any, dict[str, Any]]] = [
         (r"/health", http.HealthHandler),
         (r"/rooms", http.CreateRoomHandler),
         (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
