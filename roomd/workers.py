@@ -87,7 +87,13 @@ class Supervisor:
 
     def spawn(self, slot: Slot) -> None:
         arm = die_with_parent(signal.SIGTERM)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN, ENOMEM: try again later, as if the worker had failed
+            log.error("cannot start worker %d: %s", slot.index, exc.strerror or exc)
+            slot.failures += 1
+            slot.restart_at = time.monotonic() + min(MAX_RESTART_DELAY, self.base_delay * 2 ** (slot.failures - 1))
+            return
         if pid == 0:  # worker
             _run_worker(self.settings, self.redis_url, slot.index, self._reader, self._writer, arm)
         slot.pid, slot.started, slot.ready, slot.last_beat, slot.restart_at = pid, time.monotonic(), False, None, None
