@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -47,8 +48,13 @@ def api(roomd: RoomdProcess, redis_client: aioredis.Redis) -> Api:
 
 
 @pytest.fixture
-def spawn_roomd(redis_server: RedisServer) -> Iterator[Callable[..., RoomdProcess]]:
-    """Start extra roomd processes with custom settings; all stopped after the test."""
+async def spawn_roomd(redis_server: RedisServer) -> AsyncIterator[Callable[..., RoomdProcess]]:
+    """Start extra roomd processes with custom settings; all stopped after the test.
+
+    Stopped from a thread while the test's event loop keeps running: a draining roomd
+    closes each socket with 1001 and waits for the client's close frame, which a
+    blocked loop never sends (5 s per process, Tornado's close timeout).
+    """
     started: list[RoomdProcess] = []
 
     def start(redis_url: str | None = None, wait: bool = True, **env: str) -> RoomdProcess:
@@ -58,7 +64,7 @@ def spawn_roomd(redis_server: RedisServer) -> Iterator[Callable[..., RoomdProces
 
     yield start
     for process in started:
-        process.stop()
+        await asyncio.to_thread(process.stop)
 
 
 @pytest.fixture(autouse=True)
