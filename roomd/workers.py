@@ -67,7 +67,7 @@ class Slot:
 
 
 class Supervisor:
-    def __init__(self, settings: config.Settings, redis_url: str, count: int) -> None:
+    def __init__(self, settings: config.Settings, redis_url: str | None, count: int) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.slots = [Slot(i) for i in range(count)]
@@ -224,13 +224,13 @@ class Supervisor:
             self.watchdog.ping()
 
 
-def run_workers(settings: config.Settings, redis_url: str, count: int) -> int:
+def run_workers(settings: config.Settings, redis_url: str | None, count: int) -> int:
     return Supervisor(settings, redis_url, count).run()
 
 
 def _run_worker(
     settings: config.Settings,
-    redis_url: str,
+    redis_url: str | None,
     index: int,
     reader: int,
     writer: int,
