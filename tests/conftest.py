@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,6 +12,7 @@ import redis.asyncio as aioredis
 from roomd.domain.store import RoomStore, make_redis_client
 from tests.support.clients import Api, Socket
 from tests.support.processes import RedisServer, RoomdProcess
+from tests.support.redis_ha import ClusterServers, SentinelServers
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +92,58 @@ def private_redis() -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in started:
         server.cleanup()
+
+
+# -- Redis Cluster and Sentinel (tests/support/redis_ha.py): started only by tests that ask ------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterServers]:
+    """3 masters + 3 replicas, no password, shared by the session (~2 s to start). Never kill its nodes:
+    a test that does takes its own from ``make_redis_cluster``. ``.env()`` gives REDIS_CLUSTER_NODES."""
+    servers = ClusterServers()
+    try:
+        yield servers.start()
+    finally:
+        servers.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelServers]:
+    """Master + replica + 3 Sentinels, data nodes and Sentinels password-protected, shared by the session
+    (~2 s to start). Never kill its master: use ``make_redis_sentinel``. ``.env()`` gives the variables."""
+    servers = SentinelServers(password="data-nodes-password-1", sentinel_password="sentinels-password-1")
+    try:
+        yield servers.start()
+    finally:
+        servers.cleanup()
+
+
+@pytest.fixture
+def make_redis_cluster() -> Iterator[Callable[..., ClusterServers]]:
+    """Private clusters a test may break (kill a master, ...); removed after the test."""
+    started: list[ClusterServers] = []
+
+    def start(**options: Any) -> ClusterServers:
+        servers = ClusterServers(**options)
+        started.append(servers)
+        return servers.start()
+
+    yield start
+    for servers in started:
+        servers.cleanup()
+
+
+@pytest.fixture
+def make_redis_sentinel() -> Iterator[Callable[..., SentinelServers]]:
+    """Private Sentinel setups a test may break (kill the master, ...); removed after the test."""
+    started: list[SentinelServers] = []
+
+    def start(**options: Any) -> SentinelServers:
+        servers = SentinelServers(**options)
+        started.append(servers)
+        return servers.start()
+
+    yield start
+    for servers in started:
+        servers.cleanup()
