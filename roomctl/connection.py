@@ -21,13 +21,14 @@ from dotenv import dotenv_values
 
 from roomd import config
 from roomd.domain.overview import Overview
-from roomd.domain.store import RoomStore, make_redis_client
+from roomd.domain.redis_target import RedisTarget, SingleTarget, check_supported, target_from_settings
+from roomd.domain.store import RoomStore
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 SYSTEM_ENV_FILE = Path("/etc/roomd/roomd.env")  # systemd/roomd.service: EnvironmentFile=
 LOCAL_ENV_FILE = Path(".env")  # roomd's own default, in the directory it runs from
 ENV_FILE_VARIABLE = "ROOMCTL_ENV_FILE"
-REDIS_VARIABLES = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT")
+REDIS_VARIABLES = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", *config.TOPOLOGY_VARIABLES)
 TIMEOUT_SECONDS = 3.0  # connect and per-command: an unreachable Redis fails in seconds, not minutes
 
 
@@ -89,6 +90,23 @@ def resolve_redis_url(explicit: str | None, environ: Mapping[str, str] | None = 
     return DEFAULT_URL
 
 
+def resolve_target(explicit: str | None, environ: Mapping[str, str] | None = None) -> RedisTarget:
+    """Where roomd's Redis is: ``--redis-url`` (one Redis) wins; else REDIS_SENTINELS or
+    REDIS_CLUSTER_NODES (with their passwords) as roomd reads them; else :func:`resolve_redis_url`.
+
+    Raises ConfigError, naming the variables, for the combinations roomd refuses too.
+    """
+    env = os.environ if environ is None else environ
+    if explicit:
+        return SingleTarget(explicit)
+    topology = config.redis_topology_from_env(env)
+    if not topology:
+        return SingleTarget(resolve_redis_url(None, env))
+    target = target_from_settings(config.Settings(**topology))  # type: ignore[arg-type]
+    check_supported(target)
+    return target
+
+
 def room_settings(environ: Mapping[str, str] | None = None) -> config.Settings:
     """roomd's settings (ROOM_TTL_SECONDS, code rules, ...) without roomd's production demands.
 
@@ -109,8 +127,10 @@ class Backend:
         await self.client.aclose()
 
 
-def connect(url: str, settings: config.Settings, timeout: float = TIMEOUT_SECONDS) -> Backend:
+def connect(target: RedisTarget | str, settings: config.Settings, timeout: float = TIMEOUT_SECONDS) -> Backend:
     """A store configured like roomd's (room TTL, code rules), failing fast when Redis is away."""
-    client = make_redis_client(url, command_timeout=timeout, connect_timeout=timeout, max_retries=0)
+    if isinstance(target, str):
+        target = SingleTarget(target)
+    client = target.command_client(command_timeout=timeout, connect_timeout=timeout, max_retries=0)
     store = RoomStore.from_settings(client, settings, command_timeout=timeout)
     return Backend(client, store, Overview(client, timeout))

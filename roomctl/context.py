@@ -14,7 +14,6 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 from click.shell_completion import CompletionItem
@@ -22,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from roomctl.connection import Backend, connect, read_environment, resolve_redis_url, room_settings
+from roomctl.connection import Backend, connect, read_environment, resolve_target, room_settings
 from roomctl.output import Output, guarded, write_line
 from roomd import config
 from roomd.domain.errors import DomainError, StoreUnavailable
@@ -55,7 +54,7 @@ class Ctl:
         self.redis_url = redis_url
         self.env_file = env_file  # --env-file as given; None = ROOMCTL_ENV_FILE or the defaults
         self.out = Output(as_json)
-        self.url = ""
+        self.where = ""  # Redis as messages name it (no password)
 
     def run(self, action: Callable[[Backend], Awaitable[T]], *, room: str = "", user: str = "") -> T:
         """Run one async action against Redis, mapping every failure to an exit code and one line.
@@ -65,13 +64,14 @@ class Ctl:
         """
         try:
             environ = read_environment(self.env_file)
-            self.url = resolve_redis_url(self.redis_url, environ)
+            target = resolve_target(self.redis_url, environ)
+            self.where = target.describe()
             settings = room_settings(environ)
         except config.ConfigError as exc:
             self.fail(f"configuration: {exc}", USAGE)
 
         async def go() -> T:
-            backend = connect(self.url, settings)
+            backend = connect(target, settings)
             try:
                 return await action(backend)
             finally:
@@ -84,9 +84,9 @@ class Ctl:
         except DomainError as exc:
             self.fail(_domain_message(exc, room, user), NOT_FOUND)
         except (StoreUnavailable, RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self.fail(f"cannot reach Redis at {redacted(self.url)} ({_reason(exc)})", UNREACHABLE)
+            self.fail(f"cannot reach Redis at {self.where} ({_reason(exc)})", UNREACHABLE)
         except RedisError as exc:  # Redis answered, with an error (permissions, wrong key type, ...)
-            self.fail(f"Redis at {redacted(self.url)} refused: {_reason(exc)}", UNREACHABLE)
+            self.fail(f"Redis at {self.where} refused: {_reason(exc)}", UNREACHABLE)
 
     def fail(self, message: str, code: int) -> NoReturn:
         self.out.error(message)
@@ -117,15 +117,6 @@ def _reason(exc: BaseException) -> str:
         exc = exc.__cause__
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 # -- commands whose help goes through the guarded writer ------------------------
@@ -220,13 +211,13 @@ def _complete(ctx: click.Context, query: Callable[[Backend], Awaitable[list[Comp
     root = ctx.find_root()
     try:
         environ = read_environment(root.params.get("env_file"))
-        url = resolve_redis_url(root.params.get("redis_url"), environ)
+        target = resolve_target(root.params.get("redis_url"), environ)
         settings = room_settings(environ)
     except config.ConfigError:
         return []
 
     async def go() -> list[CompletionItem]:
-        backend = connect(url, settings, timeout=COMPLETION_SECONDS)
+        backend = connect(target, settings, timeout=COMPLETION_SECONDS)
         try:
             async with asyncio.timeout(COMPLETION_SECONDS):
                 return await query(backend)
