@@ -88,7 +88,20 @@ async function enter(start) {
   }
 }
 
+/**
+ * A room playing a game served by this roomd says so in a public state entry `app`
+ * ({name, url}, e.g. Quibble's host screen sets it): members go to its controller page,
+ * which resumes the same session. Only paths of this origin are followed.
+ */
+function followApp() {
+  const url = client.state.app?.value?.url;
+  if (client.isHost || typeof url !== "string" || !url.startsWith("/") || url.startsWith("//")) return;
+  client.disconnect(); // the controller page connects again with the same session
+  location.assign(url);
+}
+
 client.on("change", render);
+client.on("change", followApp);
 client.on("status", ({ status }) => {
   $("status").textContent = STATUS[status] ?? status;
   document.body.dataset.status = status;
