@@ -47,7 +47,7 @@ function render() {
     shown = prompt.id;
     return show("sent"); // answered already (this page, or before a reload): nothing to redo
   }
-  if (prompt.id === shown && !$(viewOf(prompt)).hidden) return; // same prompt: leave the input alone
+  if (prompt.kind === "text" && prompt.id === shown && !$("text").hidden) return; // leave the typing alone
   shown = prompt.id;
   if (prompt.kind === "text") {
     $("text-title").textContent = prompt.title;
@@ -84,8 +84,6 @@ function render() {
     show("wait");
   }
 }
-
-const viewOf = (prompt) => (prompt.kind === "text" ? "text" : prompt.kind === "choice" ? "choice" : "wait");
 
 /** Write the reply into this phone's slot; the host picks it up from there. */
 async function reply(promptId, value) {
