@@ -12,6 +12,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Page, expect
 
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.game import Phone, answer_prompt, join_phone, open_tv, skip
 from tests.support.processes import RoomdProcess
 
@@ -44,6 +45,8 @@ async def start(browser: Browser, base: str) -> tuple[Page, list[Phone]]:
         phones.append(await join_phone(browser, base, code.lower() if i == 1 else code, name))
     await expect(tv.locator("#players li")).to_have_count(3)
     await expect(tv.locator("#players li").first.locator(".badge")).to_have_text("VIP")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await tv.screenshot(path=str(ARTIFACTS / "game-lobby-tv.png"))
     vip = phones[0].page
     await expect(vip.locator("#start")).to_be_enabled()
     for phone in phones[1:]:

@@ -31,8 +31,9 @@ function render() {
   if (!client.room || !client.session) return;
   $("me").textContent = client.me?.displayName ?? "";
   const board = client.state.scores?.value;
-  const rank = board?.players.findIndex((p) => p.id === client.session.userId) ?? -1;
-  $("score").textContent = rank >= 0 ? `${board.players[rank].score} points · #${rank + 1} of ${board.players.length}` : "";
+  const line = board?.players.find((p) => p.id === client.session.userId);
+  const rank = line ? 1 + board.players.filter((p) => p.score > line.score).length : 0; // ties share a place
+  $("score").textContent = line ? `${line.score} points · #${rank} of ${board.players.length}` : "";
 
   const prompt = mine("prompt");
   const answer = mine("answer");
