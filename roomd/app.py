@@ -15,9 +15,9 @@ from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.logs import safe_uri
-from roomd.protocol import protocol_dir
+from roomd.protocol import game_validators, protocol_dir
 from roomd.transport import http
-from roomd.transport.commands import build_table
+from roomd.transport.commands import GameRules, build_table
 from roomd.transport.context import Services
 from roomd.transport.hub import Hub
 from roomd.transport.metrics import Metrics, MetricsHandler
@@ -47,6 +47,12 @@ def build_services(settings: Settings, redis_url: str) -> Services:
     return services
 
 
+def game_rules(settings: Settings) -> GameRules:
+    """GAME_MESSAGE_MAX_BYTES and the compiled GAME_SCHEMAS_DIR (checked at start by main)."""
+    schemas = game_validators(str(settings.game_schemas_dir)) if settings.game_schemas_dir is not None else None
+    return GameRules(max_bytes=settings.game_message_max_bytes, schemas=schemas)
+
+
 def make_app(services: Services) -> tornado.web.Application:
     s = services.settings
     routes: list[tornado.routing.Rule | tuple] = [
@@ -55,7 +61,7 @@ def make_app(services: Services) -> tornado.web.Application:
         (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
         (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
         (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
-        (r"/ws", RoomSocket, {"services": services, "commands": build_table()}),
+        (r"/ws", RoomSocket, {"services": services, "commands": build_table(game_rules(s))}),
         (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
         (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
         (r"/client/(.*)", tornado.web.StaticFileHandler, {"path": str(protocol_dir() / "client")}),

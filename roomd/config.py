@@ -59,6 +59,12 @@ class Settings:
     metrics_enabled: bool = True
     workers: int = 1
     state_dir: Path = Path(".roomd")
+    game_message_max_bytes: int = 8_192
+    game_schemas_dir: Path | None = None
+    room_state_max_keys: int = 256
+    room_state_max_bytes: int = 262_144
+    room_history_size: int = 256
+    host_grace_seconds: int = 30
 
     @property
     def development(self) -> bool:
@@ -174,6 +180,13 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _directory(name: str, raw: str) -> Path:
+    path = Path(raw.strip())
+    if not path.is_dir():
+        raise ConfigError(f"{name}: {path} is not a directory")
+    return path
+
+
 def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
     """Merge ``.env`` into ``os.environ`` without overriding real environment variables."""
     if Path(path).is_file():
@@ -220,6 +233,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("METRICS_ENABLED", "metrics_enabled", _bool)
     take("WORKERS", "workers", lambda n, r: _int(n, r, 1, 256))
     take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
+    take("GAME_MESSAGE_MAX_BYTES", "game_message_max_bytes", lambda n, r: _int(n, r, 1))
+    take("GAME_SCHEMAS_DIR", "game_schemas_dir", _directory)
+    take("ROOM_STATE_MAX_KEYS", "room_state_max_keys", lambda n, r: _int(n, r, 0))
+    take("ROOM_STATE_MAX_BYTES", "room_state_max_bytes", lambda n, r: _int(n, r, 0))
+    take("ROOM_HISTORY_SIZE", "room_history_size", lambda n, r: _int(n, r, 1, 100_000))
+    take("HOST_GRACE_SECONDS", "host_grace_seconds", lambda n, r: _int(n, r, 1))
     url = redis_url_from_env(env)
     if url is not None:
         values["redis_url"] = url

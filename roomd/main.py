@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import sys
 
-from roomd import __version__, config, logs, sdnotify
+from roomd import __version__, config, logs, protocol, sdnotify
 from roomd.devredis import DevRedis, DevRedisError
 from roomd.server import serve
 from roomd.workers import run_workers
@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             raise config.ConfigError(f"--workers must be between 1 and 256, got {workers}")
         if workers > 1 and settings.port == 0:
             raise config.ConfigError("PORT must be fixed (not 0) when running several workers")
-    except config.ConfigError as exc:
+        if settings.game_schemas_dir is not None:
+            protocol.game_validators(str(settings.game_schemas_dir))  # compiled now, before listening
+    except (config.ConfigError, protocol.GameSchemaError) as exc:
         print(f"roomd: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)

@@ -120,11 +120,13 @@ async def drain(services: Services, server: HTTPServer, duties: asyncio.Task[Non
 
 
 async def _background_duties(services: Services, instance: str) -> None:
-    """Expiry sweep (tells members of rooms Redis expired) and the instance heartbeat."""
+    """Expiry sweep (tells members of rooms Redis expired), host grace sweep, instance heartbeat."""
     client = services.store.client
+    grace_ms = services.settings.host_grace_seconds * 1000
     while True:
         try:
             await services.store.expire_due_rooms()
+            await services.store.migrate_absent_hosts(grace_ms)
             now = now_ms()
             async with client.pipeline(transaction=False) as pipe:
                 pipe.zadd(INSTANCES_KEY, {instance: now})

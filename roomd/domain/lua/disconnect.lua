@@ -12,5 +12,6 @@ user.isConnected = false
 user.socketId = ''
 redis.call('SET', user_key(user_id), cjson.encode(user), 'PX', ttl)
 publish(code, room, 'user:disconnected', {user = public_user(user, room)})
+if room.hostId == user_id then track_host(code, room, now) end
 touch(code, room, ttl, now)
 return 1

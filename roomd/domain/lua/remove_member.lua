@@ -1,7 +1,7 @@
 -- ARGV: code, target_id, actor_id ('' = administrator), mode ('leave' | 'kick'), ttl_ms, now
 -- Leave or kick, with host hand-over to the longest-standing remaining member
 -- (connected ones first). The room is deleted when nobody remains.
--- Returns {new_host_id or '', room_deleted 0|1}.
+-- Returns {new_host_id or '', room_deleted 0|1, seq}.
 local code, target, actor, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ttl, now = tonumber(ARGV[5]), tonumber(ARGV[6])
 local room = load_room(code)
@@ -23,14 +23,18 @@ end
 publish(code, room, 'user:left', {userId = target, reason = kick and 'KICKED' or 'LEFT'}, meta)
 if redis.call('SCARD', users_key(code)) == 0 then
   delete_room(code)
-  return {'', 1}
+  return {'', 1, room.seq}
 end
 local new_host = ''
 if room.hostId == target then
   local heir = next_host(code)
   room.hostId = heir.id
+  room.hostAwaySince = nil
   new_host = heir.id
-  publish(code, room, 'room:host_updated', {hostId = heir.id})
+  -- The heir now reads every state entry: it re-reads a snapshot.
+  publish(code, room, 'room:host_updated', {hostId = heir.id, reason = kick and 'HOST_KICKED' or 'HOST_LEFT'},
+          {resync = {heir.id}})
+  track_host(code, room, now)
 end
 touch(code, room, ttl, now)
-return {new_host, 0}
+return {new_host, 0, room.seq}
