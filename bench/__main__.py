@@ -38,8 +38,17 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "fanout-paced-2000-2procs": ("deliveries/s", None),
     "fanout-saturation-workers2": ("deliveries/s", None),
     "fanout-paced-2000-workers2": ("deliveries/s", None),
+    # issue 11: saturation at least the fan-out scenario's of the same run (see RELATIVE_TARGETS)
+    "game-relay-saturation": ("deliveries/s", None),
+    "game-relay-saturation-2procs": ("deliveries/s", None),
 }
-P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10}
+P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10, "game-relay-paced-5000": 5}
+# scenario -> the scenario whose median rate (same run) is its target
+RELATIVE_TARGETS = {
+    "game-relay-saturation": "fanout-saturation",
+    "game-relay-saturation-2procs": "fanout-saturation-2procs",
+}
+GAME_RATES: list[float | None] = [None, 2500, 5000]  # player messages/s (None = closed loop)
 
 
 def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str, Any]]:
@@ -92,6 +101,21 @@ def fanout_plan(bases: list[str], duration: float, rates: list[float | None], su
     return run
 
 
+def game_relay_plan(bases: list[str], duration: float, rates: list[float | None], suffix: str) -> Any:
+    """issue 11's game-relay: one population of 100 rooms x 10 sockets per round, every phase in ``rates``."""
+
+    def run(pids: list[int]) -> dict[str, dict[str, float]]:
+        params = {"bases": bases, "rooms": 100, "duration": duration, "rates": rates, "pids": pids}
+        phases = loadgen("game-relay", params)[0]["phases"]
+        names = [("game-relay-saturation" if r is None else f"game-relay-paced-{r}") + suffix for r in rates]
+        for name, phase in zip(names, phases, strict=True):
+            if phase.get("first_error"):
+                print(f"  {name}: first error: {phase['first_error']}", file=sys.stderr)
+        return {name: summarize([phase]) for name, phase in zip(names, phases, strict=True)}
+
+    return run
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -102,7 +126,7 @@ def percentile(values: list[float], q: float) -> float:
 def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
     latencies = [x for r in results for x in r["latencies"]]
     elapsed = max(r["elapsed"] for r in results)
-    return {
+    summary = {
         "rate": sum(r["count"] for r in results) / elapsed if elapsed else 0.0,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
@@ -110,6 +134,12 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
         "offered": sum(r.get("sent", 0) for r in results) / elapsed if elapsed else 0.0,
         "roomd_cpu_pct": statistics.mean(r["cpu"] for r in results),
     }
+    if "rt_latencies" in results[0]:  # game-relay: the player's round trip, and the load generator's own CPU
+        round_trips = [x for r in results for x in r["rt_latencies"]]
+        summary["rt_p50_ms"] = percentile(round_trips, 0.50) * 1000
+        summary["rt_p99_ms"] = percentile(round_trips, 0.99) * 1000
+        summary["loadgen_cpu_pct"] = statistics.mean(r["loadgen_cpu"] for r in results)
+    return summary
 
 
 def idle_sockets(redis: Redis, count: int, settle: float) -> dict[str, float]:
@@ -180,20 +210,26 @@ def main() -> None:
                 )
             )
             plans.append(("fanout", fanout_plan([one.base], d, [None, 500, 1000, 2000], "")))
+            plans.append(("game-relay", game_relay_plan([one.base], d, GAME_RATES, "")))
             run_plans(plans, one, redis, rounds, args.rounds, selected)
         finally:
             one.stop()
-        for label, make in (
-            ("2procs", lambda: [Roomd(redis.url), Roomd(redis.url)]),
-            ("workers2", lambda: [Roomd(redis.url, workers=2)]),
+        for label, make, games in (
+            ("2procs", lambda: [Roomd(redis.url), Roomd(redis.url)], True),
+            ("workers2", lambda: [Roomd(redis.url, workers=2)], False),
         ):
             names = [f"fanout-saturation-{label}", f"fanout-paced-2000-{label}"]
-            if not any(selected(n) for n in names):
+            game_rates = [r for r in GAME_RATES if r is None or r == GAME_RATES[-1]]
+            game_names = [("game-relay-saturation" if r is None else f"game-relay-paced-{r}") + f"-{label}"
+                          for r in game_rates]  # fmt: skip
+            if not any(selected(n) for n in names + (game_names if games else [])):
                 continue
             servers = make()
             try:
                 bases = [s.base for s in servers]
                 plans = [("fanout", fanout_plan(bases, d, [None, 2000], f"-{label}"))]
+                if games:
+                    plans.append(("game-relay", game_relay_plan(bases, d, game_rates, f"-{label}")))
                 run_plans(plans, servers, redis, rounds, args.rounds, selected)
             finally:
                 for s in servers:
@@ -233,10 +269,13 @@ def run_plans(
 
 def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | None, seconds: float, args: Any) -> None:
     rows = []
+    medians = {name: statistics.median(r["rate"] for r in results) for name, results in rounds.items()}
     for name, results in rounds.items():
         rates = [r["rate"] for r in results]
         median = {k: statistics.median(r[k] for r in results) for k in results[0]}
         unit, target = TARGETS.get(name, ("/s", None))
+        if name in RELATIVE_TARGETS and RELATIVE_TARGETS[name] in medians:
+            target = medians[RELATIVE_TARGETS[name]]
         p99_target = P99_TARGETS.get(name)
         status = "-"
         if target is not None or p99_target is not None:
@@ -268,6 +307,15 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
             f"{r['scenario']:30s} {r['rate']:>10.0f} {r['rate_min']:>8.0f}-{r['rate_max']:<8.0f} {r['p50_ms']:>8.1f} "
             f"{r['p99_ms']:>8.1f} {r['roomd_cpu_pct']:>8.0f}%  {target} {r['status'] if target else ''}"
         )
+    games = [r for r in rows if "rt_p99_ms" in r]
+    if games:
+        print("\ngame-relay: 11 deliveries per player message; p50/p99 above = player -> host (game:message)")
+        print(f"{'scenario':30s} {'messages/s':>10s} {'round trip p50':>15s} {'p99 ms':>8s} {'loadgen cpu':>11s}")
+        for r in games:
+            print(
+                f"{r['scenario']:30s} {r['offered']:>10.0f} {r['rt_p50_ms']:>15.1f} {r['rt_p99_ms']:>8.1f} "
+                f"{r['loadgen_cpu_pct']:>10.0f}%"
+            )
     if idle:
         print(
             f"\nidle-sockets: {idle['sockets']:.0f} sockets, {idle['rss_per_socket_kib']:.1f} KiB RSS each "
