@@ -47,6 +47,7 @@ setup(
             "ruff>=0.15",
             "pyyaml>=6,<7",
             "playwright>=1.50,<2",
+            "websockets>=13,<18",  # bench/ (ws-connect, idle-sockets): `make bench` failed on a fresh venv
         ],
     },
     entry_points={
