@@ -81,6 +81,7 @@ function write(key, value, options = {}) {
   client.setState(key, value, options).catch((err) => {
     if (written.get(key) === json) written.delete(key); // so the next tick sends it again
     if (err.code === "VERSION_CONFLICT") return; // the answer slot existed already: fine
+    if (err.code === "MEMBER_NOT_FOUND") return; // written for a player who just left
     showMessage(explain(err));
     setTimeout(tick, 1000); // e.g. RATE_LIMITED or a dropped connection: try again
   });
