@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import mimetypes
 from pathlib import Path
 
 import tornado.routing
@@ -25,6 +26,7 @@ from roomd.transport.request_ids import request_id
 from roomd.transport.websocket import RoomSocket, resync_rooms
 
 STATIC_DIR = Path(__file__).with_name("static")
+mimetypes.add_type("application/typescript", ".ts")  # /client/roomd.d.ts (the default guess is a Qt file type)
 CODE_PATTERN = r"([^/]+)"
 
 

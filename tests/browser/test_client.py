@@ -57,6 +57,9 @@ async def test_client_module_is_served(browser: Browser, roomd: RoomdProcess) ->
     response = await page.request.get(roomd.http + "/client/roomd.js")
     assert response.ok and "javascript" in response.headers["content-type"]
     assert "export class RoomdClient" in await response.text()
+    declarations = await page.request.get(roomd.http + "/client/roomd.d.ts")  # served beside the module
+    assert declarations.ok and "export declare class RoomdClient" in await declarations.text()
+    assert declarations.headers["content-type"].startswith("application/typescript")
 
 
 GAME_API_SCRIPT = """async ([base]) => {
