@@ -23,9 +23,9 @@ export interface Room {
   updatedAt: string;
   expiresAt: string;
   /** Who players may send game messages to: "host" (default) or "all". */
-  playerMessages?: "host" | "all";
+  playerMessages: "host" | "all";
   /** When the host role moves on: "leave" (default) or "disconnect". */
-  hostMigration?: "leave" | "disconnect";
+  hostMigration: "leave" | "disconnect";
 }
 
 /** The membership this client holds (kept in sessionStorage between page loads). */
@@ -55,7 +55,11 @@ export type Visibility = "all" | "host" | string[];
 /** Who may change an entry's value besides the host, who always may. */
 export type Writers = "host" | "all" | string[];
 
-/** What an action's Promise resolves to: the room's sequence number after its effect. */
+/**
+ * What an action's Promise resolves to: the room's sequence number after its effect. roomd
+ * sends the ack after every event up to that seq this member receives, so `state` and the
+ * events already reflect the action when the Promise resolves.
+ */
 export interface Ack {
   seq: number;
 }
@@ -167,6 +171,7 @@ export interface ClientEvents {
   "user:left": { userId: string; reason: string };
   "user:kicked": { userId: string; by: string };
   "room:lock_toggled": { isLocked: boolean };
+  /** reason: TRANSFERRED, HOST_LEFT, HOST_KICKED or HOST_DISCONNECTED (absent from older servers). */
   "room:host_updated": { hostId: string; reason?: string };
   "room:closed": { reason: string };
   "game:message": { from: string; type: string; data: any };
