@@ -94,6 +94,7 @@ GAME_API_SCRIPT = """async ([base]) => {
   out.p1Keys = Object.keys(p1.state).sort();
   out.p2Keys = Object.keys(p2.state).sort();
   await p1.setState(`slot:${me1}`, "my answer");
+  out.ownChangeBeforeAck = p1.state[`slot:${me1}`]?.value === "my answer";  // the ack comes after it
   await until(host, () => host.state[`slot:${me1}`]?.value === "my answer");
   out.slotChange = changes.filter((c) => c.key === `slot:${me1}`).map((c) => [c.by === me1, c.deleted]);
   out.notWritable = await failure(p2.setState(`slot:${me1}`, "mine now"));
@@ -153,6 +154,7 @@ async def test_game_api_state_messages_acks_and_recovery(browser: Browser, roomd
     assert p2_keys == ["pub"] and not any(k.startswith(me1) for k in p2_keys)
     assert p2_messages == ["round", "missed"]  # the missed message replayed, once
     assert out == {
+        "ownChangeBeforeAck": True,
         "notWritable": ["RoomdError", "NOT_ALLOWED", "state:set"],
         "rulesAreTheHosts": ["RoomdError", "NOT_ALLOWED", "state:set"],
         "conflict": ["VERSION_CONFLICT", True],  # with the entry's current version
