@@ -13,7 +13,8 @@ from typing import Any
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.game import Phone, answer_prompt, join_phone, open_tv, skip
+from tests.browser.game import CODE, Phone, answer_prompt, join_phone, open_tv, skip
+from tests.browser.pages import TV, open_page
 from tests.support.processes import RoomdProcess
 
 NAMES = ["Ana", "Bob", "Cleo"]
@@ -176,3 +177,14 @@ async def test_a_phone_never_receives_another_players_entry(browser: Browser, ro
                 if other is not phone and f"{other.name} secret" in text:
                     assert frame["event"] == "state:changed" and frame["data"]["key"] == f"prompt:{phone.user_id}"
                     assert frame["data"]["value"]["kind"] == "choice" and other.user_id not in text
+
+
+async def test_reachable_from_the_lobby(browser: Browser, roomd: RoomdProcess) -> None:
+    page = await open_page(browser, roomd.http, viewport=TV)
+    await page.click("#host-game")
+    await expect(page.locator("#create")).to_be_visible()
+    await page.click("#create")  # the screen opens a room and shows its code, large
+    await expect(page.locator("#room-code")).to_have_text(CODE)
+    box = await page.locator("#room-code").bounding_box()
+    assert box is not None and box["height"] > 150
+    await expect(page.locator("#lobby-hint")).to_have_text("Waiting for players: 0 of at least 3.")
