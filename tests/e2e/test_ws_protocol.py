@@ -236,7 +236,8 @@ async def test_host_leaving_hands_over_deterministically(api: Api, roomd: RoomdP
     assert await hs.closed() == 1000
     for s in (ps, cs):
         assert await s.expect("user:left") == {"userId": host["userId"], "reason": "LEFT"}
-        assert await s.expect("room:host_updated") == {"hostId": player["userId"], "reason": "HOST_LEFT"}  # longest-standing
+        # the longest-standing member
+        assert await s.expect("room:host_updated") == {"hostId": player["userId"], "reason": "HOST_LEFT"}
     assert (await api.room(host["roomCode"])).body["hostId"] == player["userId"]
 
 

@@ -11,7 +11,8 @@ if not user or user.socketId ~= socket_id then return 0 end
 user.isConnected = false
 user.socketId = ''
 redis.call('SET', user_key(user_id), cjson.encode(user), 'PX', ttl)
-publish(code, room, 'user:disconnected', {user = public_user(user, room)})
+-- skip: a member never hears of its own disconnection (a replay would show it offline).
+publish(code, room, 'user:disconnected', {user = public_user(user, room)}, {skip = user_id})
 if room.hostId == user_id then track_host(code, room, now) end
 touch(code, room, ttl, now)
 return 1
