@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=3000
 
 WORKDIR /opt/roomd
-COPY setup.py README.md ./
+COPY setup.py pyproject.toml README.md ./
 COPY roomd ./roomd
 COPY roomctl ./roomctl
 COPY protocol ./protocol

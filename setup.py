@@ -1,5 +1,12 @@
-"""roomd: a real-time room server (Tornado + Redis) and roomctl, its admin CLI."""
+"""roomd: a real-time room server (Tornado + Redis) and roomctl, its admin CLI.
 
+Build configuration (build system, tool settings) lives in pyproject.toml; the
+package metadata stays here. Everything roomd reads at run time is package data,
+so an install works whatever its prefix (venv, ``--user``, ``--prefix``,
+``--target``, a distribution's system pip): see ``roomd.protocol.package_path``.
+"""
+
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -7,26 +14,31 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 
-def protocol_files() -> list[tuple[str, list[str]]]:
-    """Install protocol/ (schemas, codes, reference) under share/roomd/protocol."""
-    groups: dict[str, list[str]] = {}
-    for path in sorted((HERE / "protocol").rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(HERE)
-            groups.setdefault(str(Path("share/roomd") / rel.parent), []).append(str(rel))
-    return sorted(groups.items())
+def version() -> str:
+    """The one version of roomd: ``__version__`` in roomd/__init__.py (read, not imported)."""
+    found = re.search(r'^__version__ = "([^"]+)"$', (HERE / "roomd" / "__init__.py").read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError('roomd/__init__.py has no __version__ = "..." line')
+    return found.group(1)
 
 
 setup(
     name="roomd",
-    version="0.1.0",
+    version=version(),
     description="Real-time room server for party games and lobbies: HTTP + WebSocket, Redis-backed",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["roomd", "roomd.*", "roomctl", "roomctl.*"]),
-    package_data={"roomd.domain": ["lua/*.lua"], "roomd": ["static/*", "static/**/*"]},
-    data_files=protocol_files(),
+    packages=[*find_packages(include=["roomd", "roomd.*", "roomctl", "roomctl.*"]), "roomd._protocol"],
+    # protocol/ stays at the repository root (the language-neutral contract shared with
+    # client authors); wheels carry it inside the package as roomd/_protocol.
+    package_dir={"roomd._protocol": "protocol"},
+    package_data={
+        "roomd": ["py.typed", "static/*", "static/**/*"],
+        "roomd.domain": ["lua/*.lua"],
+        "roomd._protocol": ["*.md", "**/*.json", "client/*"],
+        "roomctl": ["py.typed"],
+    },
     install_requires=[
         "tornado>=6.6,<7",
         "redis[hiredis]>=8.1,<9",
@@ -44,7 +56,11 @@ setup(
             "pytest>=8,<10",
             "pytest-asyncio>=1.0,<2",
             "pytest-timeout>=2.3,<3",
-            "ruff>=0.15",
+            # Linters and type checkers add checks in minor releases: a new release must not
+            # turn CI red on its own, so each is capped below its next minor version.
+            "ruff>=0.17,<0.18",
+            "mypy>=2.4,<2.5",
+            "types-jsonschema>=4.23,<5",
             "pyyaml>=6,<7",
             "playwright>=1.50,<2",
             "websockets>=13,<18",  # bench/ (ws-connect, idle-sockets): `make bench` failed on a fresh venv

@@ -72,7 +72,8 @@ class Roomd:
             "ROOMD_ENV": "production", "JWT_SECRET": SECRET, "REDIS_URL": redis_url, "HOST": "127.0.0.1",
             "PORT": str(self.port), "WORKERS": str(workers), "LOG_LEVEL": "WARNING",
             "THROTTLE_LIMIT": "1000000000", "WS_RATE_LIMIT": "1000000", "WS_RATE_BURST": "1000000",
-            "ROOM_MAX_USERS": "10", **env,
+            "WS_CONNECT_LIMIT": "1000000000", "WS_CONNECT_USER_LIMIT": "1000000000",
+            "ROOM_MAX_USERS": "10", "MAX_CONNECTIONS_PER_CLIENT": "0", **env,
         }  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -1,21 +1,75 @@
-"""Where roomctl finds Redis and its room rules, and the same domain objects roomd uses."""
+"""Where roomctl finds Redis and its room rules, and the same domain objects roomd uses.
+
+Precedence, highest first: explicit flags (``--redis-url``), real environment
+variables, then roomd's environment file (``--env-file``, else
+``ROOMCTL_ENV_FILE``, else ``./.env``, else ``/etc/roomd/roomd.env``), then the
+defaults (a development roomd's private Redis, else localhost). Reading roomd's
+own file by default is what keeps an admin action on a systemd host from using
+other room rules (TTL) or another Redis than roomd.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from dotenv import dotenv_values
 
 from roomd import config
 from roomd.domain.overview import Overview
 from roomd.domain.store import RoomStore, make_redis_client
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+SYSTEM_ENV_FILE = Path("/etc/roomd/roomd.env")  # systemd/roomd.service: EnvironmentFile=
+LOCAL_ENV_FILE = Path(".env")  # roomd's own default, in the directory it runs from
+ENV_FILE_VARIABLE = "ROOMCTL_ENV_FILE"
 REDIS_VARIABLES = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT")
 TIMEOUT_SECONDS = 3.0  # connect and per-command: an unreachable Redis fails in seconds, not minutes
+
+
+def env_file(flag: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path | None, bool]:
+    """The environment file to read and whether it was named explicitly (then it must exist).
+
+    ``--env-file PATH``, else ``ROOMCTL_ENV_FILE``, else ``./.env`` if present, else
+    ``/etc/roomd/roomd.env`` if present. An empty flag or variable means no file.
+    """
+    env = os.environ if environ is None else environ
+    named = flag if flag is not None else env.get(ENV_FILE_VARIABLE)
+    if named is not None:
+        return (Path(named) if named.strip() else None), True
+    for candidate in (LOCAL_ENV_FILE, SYSTEM_ENV_FILE):
+        if candidate.exists():
+            return candidate, False
+    return None, False
+
+
+def read_environment(flag: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables roomctl works with: the environment file's, overridden by real variables.
+
+    Raises ConfigError when a named file is missing, or any chosen file cannot be read
+    (``/etc/roomd/roomd.env`` is usually readable by root only): silently ignoring it
+    would act on another Redis, or with other room rules, than roomd.
+    """
+    env = os.environ if environ is None else environ
+    path, explicit = env_file(flag, env)
+    if path is None:
+        return dict(env)
+    if explicit and not path.exists():
+        raise config.ConfigError(f"environment file {path} not found (--env-file '' reads none)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise config.ConfigError(
+            f"cannot read environment file {path} ({reason}); run roomctl as a user who can read it, "
+            "or choose another with --env-file PATH or ROOMCTL_ENV_FILE ('' reads none)"
+        ) from None
+    values = {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+    return {**values, **env}  # real variables win over the file, as in roomd
 
 
 def resolve_redis_url(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -55,8 +109,8 @@ class Backend:
         await self.client.aclose()
 
 
-def connect(url: str, settings: config.Settings) -> Backend:
+def connect(url: str, settings: config.Settings, timeout: float = TIMEOUT_SECONDS) -> Backend:
     """A store configured like roomd's (room TTL, code rules), failing fast when Redis is away."""
-    client = make_redis_client(url, command_timeout=TIMEOUT_SECONDS, connect_timeout=TIMEOUT_SECONDS, max_retries=0)
-    store = RoomStore.from_settings(client, settings, command_timeout=TIMEOUT_SECONDS)
-    return Backend(client, store, Overview(client, TIMEOUT_SECONDS))
+    client = make_redis_client(url, command_timeout=timeout, connect_timeout=timeout, max_retries=0)
+    store = RoomStore.from_settings(client, settings, command_timeout=timeout)
+    return Backend(client, store, Overview(client, timeout))

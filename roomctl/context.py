@@ -2,7 +2,9 @@
 
 Every failure ends as one readable line on stderr and a documented exit code,
 never a traceback: 0 success, 1 room or user not found (or a refused
-confirmation), 2 usage or configuration error, 3 Redis unreachable or failing.
+confirmation), 2 usage or configuration error, 3 Redis unreachable or failing,
+4 the output could not be written; a reader that closed the pipe ends roomctl
+with SIGPIPE, as it ends ``cat``.
 """
 
 from __future__ import annotations
@@ -11,24 +13,31 @@ import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
+from click.shell_completion import CompletionItem
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from roomctl.connection import Backend, connect, resolve_redis_url, room_settings
-from roomctl.output import Output
+from roomctl.connection import Backend, connect, read_environment, resolve_redis_url, room_settings
+from roomctl.output import Output, guarded, write_line
 from roomd import config
 from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.overview import RoomSummary
 from roomd.protocol import ErrorCode
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 OK, NOT_FOUND, USAGE, UNREACHABLE = 0, 1, 2, 3
 USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SPAN = re.compile(r"(?:\d+[smhd])+")
+SPAN_PART = re.compile(r"(\d+)([smhd])")
+COMPLETION_SECONDS = 1.0  # a completion gives up rather than hang the shell
+COMPLETION_LIMIT = 50  # room codes offered at most
+UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 class Failure(Exception):
@@ -42,16 +51,22 @@ class Failure(Exception):
 class Ctl:
     """The invocation's options; Redis and the room settings are resolved only when a command runs."""
 
-    def __init__(self, redis_url: str | None, as_json: bool) -> None:
+    def __init__(self, redis_url: str | None, as_json: bool, env_file: str | None = None) -> None:
         self.redis_url = redis_url
+        self.env_file = env_file  # --env-file as given; None = ROOMCTL_ENV_FILE or the defaults
         self.out = Output(as_json)
         self.url = ""
 
     def run(self, action: Callable[[Backend], Awaitable[T]], *, room: str = "", user: str = "") -> T:
-        """Run one async action against Redis, mapping every failure to an exit code and one line."""
+        """Run one async action against Redis, mapping every failure to an exit code and one line.
+
+        The action's own output errors (OutputError) pass through untouched: they are
+        not Redis's, and ``main`` ends the process for them.
+        """
         try:
-            self.url = resolve_redis_url(self.redis_url)
-            settings = room_settings()
+            environ = read_environment(self.env_file)
+            self.url = resolve_redis_url(self.redis_url, environ)
+            settings = room_settings(environ)
         except config.ConfigError as exc:
             self.fail(f"configuration: {exc}", USAGE)
 
@@ -80,7 +95,8 @@ class Ctl:
     def confirm(self, question: str) -> None:
         """Ask before a destructive action; a refusal (or no terminal to ask on) changes nothing."""
         try:
-            agreed = click.confirm(question, err=True)
+            with guarded():
+                agreed = click.confirm(question, err=True)
         except click.Abort:
             click.echo(err=True)
             agreed = False
@@ -110,6 +126,33 @@ def redacted(url: str) -> str:
         netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+# -- commands whose help goes through the guarded writer ------------------------
+
+
+def _show_help(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """click's help callback, writing through roomctl's writer: ``roomctl --help | head -1`` is quiet."""
+    if value and not ctx.resilient_parsing:
+        write_line(sys.stdout, ctx.get_help())
+        ctx.exit()
+
+
+class Command(click.Command):
+    """A roomctl command: help written like every other output (a closed reader ends it quietly)."""
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.callback = _show_help
+        return option
+
+
+class Group(click.Group, Command):
+    """A roomctl group; its commands and subgroups are roomctl commands and groups."""
+
+    command_class = Command
+    group_class = type
 
 
 # -- options every command accepts --------------------------------------------
@@ -156,7 +199,57 @@ def root_options(command: F) -> F:
 # -- arguments ------------------------------------------------------------------
 
 
-class RoomCode(click.ParamType):
+class Span(NamedTuple):
+    ms: int
+    text: str  # as typed, for messages ("idle for 2h")
+
+
+if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older clicks cannot subscript it
+    StrParam = click.ParamType[str]
+    SpanParam = click.ParamType[Span]
+else:
+    StrParam = SpanParam = click.ParamType
+
+
+def _complete(ctx: click.Context, query: Callable[[Backend], Awaitable[list[CompletionItem]]]) -> list[CompletionItem]:
+    """Completions read from Redis, as the command itself would reach it; [] on any failure.
+
+    A completion must never print into the user's shell nor keep it waiting: no
+    message on failure, and at most COMPLETION_SECONDS.
+    """
+    root = ctx.find_root()
+    try:
+        environ = read_environment(root.params.get("env_file"))
+        url = resolve_redis_url(root.params.get("redis_url"), environ)
+        settings = room_settings(environ)
+    except config.ConfigError:
+        return []
+
+    async def go() -> list[CompletionItem]:
+        backend = connect(url, settings, timeout=COMPLETION_SECONDS)
+        try:
+            async with asyncio.timeout(COMPLETION_SECONDS):
+                return await query(backend)
+        finally:
+            await backend.close()
+
+    try:
+        return asyncio.run(go())
+    except Exception:  # Redis away, refused, too slow: simply no suggestions
+        return []
+
+
+def _room_items(summaries: list[RoomSummary | None]) -> list[CompletionItem]:
+    items = []
+    for summary in summaries:
+        if summary is not None:
+            host = (summary.host or {}).get("displayName", "-")
+            hint = f"host {host}, {summary.connected}/{len(summary.members)} connected"
+            items.append(CompletionItem(summary.room["code"], help=hint))
+    return items
+
+
+class RoomCode(StrParam):
     """A room code, case-insensitive: letters and digits only, so it can never name another key."""
 
     name = "CODE"
@@ -167,8 +260,18 @@ class RoomCode(click.ParamType):
             self.fail(f"{value!r} is not a room code (letters and digits)", param, ctx)
         return code
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        """Live room codes starting with what was typed (newest first), with host and presence."""
+        prefix = incomplete.strip().upper()
 
-class UserId(click.ParamType):
+        async def query(b: Backend) -> list[CompletionItem]:
+            codes = await b.overview.codes_starting_with(prefix, COMPLETION_LIMIT)
+            return _room_items(await b.overview.summaries(codes))
+
+        return _complete(ctx, query)
+
+
+class UserId(StrParam):
     """A user id as roomd issues them (URL-safe base64), case-sensitive."""
 
     name = "USER_ID"
@@ -179,8 +282,42 @@ class UserId(click.ParamType):
             self.fail(f"{value!r} is not a user id (letters, digits, - and _)", param, ctx)
         return user_id
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        """The members of the room named earlier on the line (``users kick KXQD <TAB>``), with their names."""
+        code = ctx.params.get("code")
+        if not isinstance(code, str):
+            return []
+
+        async def query(b: Backend) -> list[CompletionItem]:
+            summary = await b.overview.room(code)
+            members = summary.members if summary else []
+            return [
+                CompletionItem(m["id"], help=str(m.get("displayName", "")))
+                for m in members
+                if str(m["id"]).startswith(incomplete)
+            ]
+
+        return _complete(ctx, query)
+
+
+class Duration(SpanParam):
+    """A duration such as ``45s``, ``30m``, ``2h``, ``1d``, ``1h30m`` (a bare number is seconds)."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Span:
+        if isinstance(value, Span):
+            return value
+        text = str(value).strip().lower()
+        if text.isdigit():
+            return Span(int(text) * 1000, f"{text}s")
+        if not SPAN.fullmatch(text):
+            self.fail(f"{value!r} is not a duration (like 45s, 30m, 2h, 1d, 1h30m)", param, ctx)
+        return Span(sum(int(n) * UNIT_MS[unit] for n, unit in SPAN_PART.findall(text)), text)
+
 
 ROOM_CODE = RoomCode()
+DURATION = Duration()
 USER = UserId()
 pass_ctl = click.make_pass_decorator(Ctl)
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")

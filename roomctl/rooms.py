@@ -1,29 +1,49 @@
-"""``roomctl rooms``: list, show, close, lock, unlock: the host's own operations with actor None."""
+"""``roomctl rooms``: list, show, close, lock, unlock, transfer-host, extend.
+
+Every action is the host's own store operation with actor None (the administrator),
+so members see exactly what a host's action would show them.
+"""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import click
 
 from roomctl.connection import Backend
-from roomctl.context import ROOM_CODE, Ctl, Failure, common_options, pass_ctl, yes_option
+from roomctl.context import (
+    DURATION,
+    ROOM_CODE,
+    USER,
+    Ctl,
+    Failure,
+    Group,
+    Span,
+    common_options,
+    pass_ctl,
+    yes_option,
+)
 from roomctl.output import duration, now_ms
-from roomd.domain.overview import RoomSummary, describe, parse_cursor, public_member
+from roomd.domain.errors import DomainError
+from roomd.domain.overview import RoomFilter, RoomSummary, describe, name_matches, parse_cursor, public_member
 from roomd.domain.store import iso
+from roomd.protocol import ErrorCode
 
-LIST_COLUMNS = ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EXPIRES IN"]
+LIST_COLUMNS = ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EXPIRES IN", "IDLE"]
 
 
-@click.group()
+@click.group(cls=Group)
 def rooms() -> None:
-    """List, inspect, close, lock and unlock rooms.
+    """List, inspect, close, lock, unlock, extend rooms and hand them over.
 
     \b
     Examples:
       roomctl rooms list
+      roomctl rooms list --idle-for 30m
       roomctl rooms show kxqd
       roomctl rooms close KXQD --yes
+      roomctl rooms close --idle-for 2h --yes
     """
 
 
@@ -36,28 +56,67 @@ def _check_cursor(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+def idle_for(span: Span, now: int) -> RoomFilter:
+    """Idle for ``span``: nobody connected, and no change to the room (a disconnect included) since."""
+    return lambda s: s.connected == 0 and now - s.updated_at >= span.ms
+
+
+def room_filter(locked: bool, empty: bool, idle: Span | None, host_name: str | None, now: int) -> RoomFilter | None:
+    """The ``rooms list`` filters, all of which must hold; None when none is given."""
+    tests: list[RoomFilter] = []
+    if locked:
+        tests.append(lambda s: bool(s.room.get("isLocked")))
+    if empty:
+        tests.append(lambda s: s.connected == 0)
+    if idle is not None:
+        tests.append(idle_for(idle, now))
+    if host_name is not None:
+        matches = name_matches(host_name)
+        tests.append(lambda s: s.host is not None and matches(str(s.host.get("displayName", ""))))
+    if not tests:
+        return None
+    return lambda s: all(test(s) for test in tests)
+
+
 @rooms.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000), help="Rooms per page.")
 @click.option("--cursor", default=None, callback=_check_cursor, help="Continue after a previous page (its nextCursor).")
+@click.option("--locked", is_flag=True, help="Only locked rooms.")
+@click.option("--empty", is_flag=True, help="Only rooms nobody is connected to.")
+@click.option("--idle-for", "idle", type=DURATION, default=None, metavar="DURATION",
+              help="Only rooms nobody is connected to and unchanged for DURATION (45s, 30m, 2h, 1d).")  # fmt: skip
+@click.option("--host-name", default=None, metavar="NAME",
+              help="Only rooms whose host's name contains NAME (case-insensitive).")  # fmt: skip
 @common_options
 @pass_ctl
-def rooms_list(ctl: Ctl, limit: int, cursor: str | None) -> None:
+def rooms_list(
+    ctl: Ctl, limit: int, cursor: str | None, locked: bool, empty: bool, idle: Span | None, host_name: str | None
+) -> None:
     """Live rooms, newest first, a page at a time (MEMBERS is connected/total/max).
+
+    Filters combine (all must hold). IDLE is the time since the room last changed
+    (a join, leave, connect, disconnect, lock or host change).
 
     \b
     Examples:
       roomctl rooms list
       roomctl rooms list --limit 100 --cursor 1795563549123.KXQD
-      roomctl rooms list --json | jq -r '.rooms[].code'
+      roomctl rooms list --locked --host-name ana
+      roomctl rooms list --idle-for 30m --json | jq -r '.rooms[].code'
     """
-    page = ctl.run(lambda b: b.overview.list_rooms(limit, cursor))
+    where = room_filter(locked, empty, idle, host_name, now_ms())
+    page = ctl.run(lambda b: b.overview.list_rooms(limit, cursor, where))
     if ctl.out.as_json:
         ctl.out.data({"rooms": [describe(r) for r in page.rooms], "nextCursor": page.next_cursor})
         return
     now = now_ms()
     ctl.out.table("Rooms (newest first)", LIST_COLUMNS, [_list_row(r, now) for r in page.rooms])
     if page.next_cursor is not None:
-        ctl.out.note(f"more: roomctl rooms list --limit {limit} --cursor {page.next_cursor}")
+        again = click.get_current_context().command_path
+        filters = [f for f, on in (("--locked", locked), ("--empty", empty)) if on]
+        filters += [f"--idle-for {idle.text}"] if idle else []
+        filters += [f"--host-name {shlex.quote(host_name)}"] if host_name is not None else []
+        ctl.out.note(" ".join(["more:", again, f"--limit {limit}", *filters, f"--cursor {page.next_cursor}"]))
 
 
 def _list_row(summary: RoomSummary, now: int) -> tuple[str, ...]:
@@ -70,6 +129,7 @@ def _list_row(summary: RoomSummary, now: int) -> tuple[str, ...]:
         room.get("state", "open"),
         duration(now - room["createdAt"]),
         duration(room["expiresAt"] - now) if "expiresAt" in room else "-",
+        duration(now - summary.updated_at),
     )
 
 
@@ -124,21 +184,32 @@ def _member(member: dict[str, Any], host_id: str) -> dict[str, Any]:
 
 
 @rooms.command("close")
-@click.argument("code", type=ROOM_CODE)
+@click.argument("code", type=ROOM_CODE, required=False)
+@click.option("--idle-for", "idle", type=DURATION, default=None, metavar="DURATION",
+              help="Instead of CODE: every room nobody is connected to and unchanged for DURATION.")  # fmt: skip
 @yes_option
 @common_options
 @pass_ctl
-def rooms_close(ctl: Ctl, code: str, yes: bool) -> None:
-    """Close a room: members get room:closed {reason: ADMIN_CLOSED} and close code 4410.
+def rooms_close(ctl: Ctl, code: str | None, idle: Span | None, yes: bool) -> None:
+    """Close a room, or every idle room: members get room:closed {reason: ADMIN_CLOSED}, close code 4410.
 
-    Every key of the room is deleted, so every token of the room dies with it.
-    Asks for confirmation unless --yes.
+    Every key of a closed room is deleted, so every token of the room dies with it.
+    With --idle-for, each room is checked and closed in one transaction: a room
+    someone connects to meanwhile is left alone (reported as skipped). Asks for
+    confirmation unless --yes.
 
     \b
     Examples:
       roomctl rooms close KXQD
       roomctl rooms close kxqd --yes --json
+      roomctl rooms close --idle-for 2h --yes
     """
+    if (code is None) == (idle is None):
+        raise click.UsageError("give a room CODE or --idle-for DURATION (not both)")
+    if idle is not None:
+        _close_idle(ctl, idle, yes)
+        return
+    assert code is not None
     if not yes:
         ctl.confirm(f"Close room {code} and disconnect everyone in it?")
     ctl.run(lambda b: b.store.close_room(code, None), room=code)
@@ -146,6 +217,33 @@ def rooms_close(ctl: Ctl, code: str, yes: bool) -> None:
         ctl.out.data({"closed": code})
     else:
         ctl.out.success(f"room {code} closed")
+
+
+def _close_idle(ctl: Ctl, idle: Span, yes: bool) -> None:
+    since = now_ms() - idle.ms
+    candidates = ctl.run(lambda b: b.overview.all_rooms(idle_for(idle, now_ms())))
+    codes = [s.room["code"] for s in candidates]
+    if codes and not yes:
+        shown = ", ".join(codes[:20]) + (f" and {len(codes) - 20} more" if len(codes) > 20 else "")
+        ctl.confirm(f"Close {len(codes)} room(s) idle for {idle.text} ({shown})?")
+
+    async def close_all(b: Backend) -> tuple[list[str], list[str]]:
+        closed: list[str] = []
+        skipped: list[str] = []
+        for code in codes:
+            (closed if await b.store.close_if_idle(code, since) else skipped).append(code)
+        return closed, skipped
+
+    closed, skipped = ctl.run(close_all) if codes else ([], [])
+    if ctl.out.as_json:
+        ctl.out.data({"closed": closed, "skipped": skipped})
+        return
+    message = f"{len(closed)} room(s) idle for {idle.text} closed"
+    if closed:
+        message += ": " + " ".join(closed)
+    ctl.out.success(message)
+    if skipped:
+        ctl.out.note(f"skipped (active again, or gone): {' '.join(skipped)}")
 
 
 def _set_lock(ctl: Ctl, code: str, wanted: str) -> None:
@@ -186,3 +284,58 @@ def rooms_unlock(ctl: Ctl, code: str) -> None:
       roomctl rooms unlock kxqd --json
     """
     _set_lock(ctl, code, "unlock")
+
+
+@rooms.command("transfer-host")
+@click.argument("code", type=ROOM_CODE)
+@click.argument("user_id", type=USER)
+@common_options
+@pass_ctl
+def rooms_transfer_host(ctl: Ctl, code: str, user_id: str) -> None:
+    """Make a member the host, exactly as the host's own hand-over: members get room:host_updated.
+
+    Nothing changes (exit 0) if the user is the host already.
+
+    \b
+    Examples:
+      roomctl rooms transfer-host KXQD 5YgZuOCV-eoaUVvPVpVBIA
+      roomctl rooms transfer-host kxqd --json -- -Qx3fZ0aYb1c2d3e4f5g6h
+    """
+
+    async def transfer(b: Backend) -> bool:
+        try:
+            await b.store.transfer_host(code, None, user_id)
+        except DomainError as exc:
+            if exc.code is ErrorCode.ALREADY_HOST:
+                return False
+            raise
+        return True
+
+    changed = ctl.run(transfer, room=code, user=user_id)
+    if ctl.out.as_json:
+        ctl.out.data({"code": code, "hostId": user_id, "changed": changed})
+    elif changed:
+        ctl.out.success(f"user {user_id} is now the host of room {code}")
+    else:
+        ctl.out.success(f"user {user_id} already hosts room {code}; nothing changed")
+
+
+@rooms.command("extend")
+@click.argument("code", type=ROOM_CODE)
+@common_options
+@pass_ctl
+def rooms_extend(ctl: Ctl, code: str) -> None:
+    """Re-arm a room's expiry: a full TTL from now (the room's own, else ROOM_TTL_SECONDS).
+
+    No event is sent and the room's last change (IDLE) stays as it was.
+
+    \b
+    Examples:
+      roomctl rooms extend KXQD
+      roomctl rooms extend kxqd --json | jq -r .expiresAt
+    """
+    expires = ctl.run(lambda b: b.store.extend(code), room=code)
+    if ctl.out.as_json:
+        ctl.out.data({"code": code, "expiresAt": iso(expires)})
+    else:
+        ctl.out.success(f"room {code} now expires at {iso(expires)} (in {duration(expires - now_ms())})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import mimetypes
-from pathlib import Path
+from typing import Any
 
 import tornado.routing
 import tornado.web
@@ -16,7 +16,7 @@ from roomd.domain.store import RoomStore, make_redis_client
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.logs import safe_uri
-from roomd.protocol import game_validators, protocol_dir
+from roomd.protocol import game_validators, package_path, preload, protocol_dir
 from roomd.transport import http
 from roomd.transport.commands import GameRules, build_table
 from roomd.transport.context import Services
@@ -25,7 +25,7 @@ from roomd.transport.metrics import Metrics, MetricsHandler
 from roomd.transport.request_ids import request_id
 from roomd.transport.websocket import RoomSocket, resync_rooms
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = package_path("roomd", "static")  # the lobby page, wherever roomd is installed
 mimetypes.add_type("application/typescript", ".ts")  # /client/roomd.d.ts (the default guess is a Qt file type)
 CODE_PATTERN = r"([^/]+)"
 
@@ -56,17 +56,18 @@ def game_rules(settings: Settings) -> GameRules:
 
 
 def make_app(services: Services) -> tornado.web.Application:
+    preload()  # codes and schemas read now, not first on an error path (maybe out of descriptors)
     s = services.settings
-    routes: list[tornado.routing.Rule | tuple] = [
+    routes: list[tornado.routing.Rule | tuple[str, Any] | tuple[str, Any, dict[str, Any]]] = [
         (r"/health", http.HealthHandler),
         (r"/rooms", http.CreateRoomHandler),
         (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
         (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
         (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
         (r"/ws", RoomSocket, {"services": services, "commands": build_table(game_rules(s))}),
-        (r"/()", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
-        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
-        (r"/client/(.*)", tornado.web.StaticFileHandler, {"path": str(protocol_dir() / "client")}),
+        (r"/()", http.StaticFiles, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
+        (r"/static/(.*)", http.StaticFiles, {"path": str(STATIC_DIR)}),
+        (r"/client/(.*)", http.StaticFiles, {"path": str(protocol_dir() / "client")}),
     ]
     if s.metrics_enabled:
         routes.append((r"/metrics", MetricsHandler))
@@ -89,7 +90,7 @@ _ROUTE_NAMES = {
     "JoinRoomHandler": "/rooms/:code/join",
     "RejoinRoomHandler": "/rooms/:code/rejoin",
     "RoomSocket": "/ws",
-    "StaticFileHandler": "static",
+    "StaticFiles": "static",
     "MetricsHandler": "/metrics",
 }
 _access_log = logging.getLogger("roomd.access")

@@ -1,6 +1,6 @@
 """Fan-out: one Redis pub/sub connection per process, one SUBSCRIBE per room in use.
 
-Domain scripts PUBLISH every event on ``room:{code}:events``. An instance
+Domain scripts PUBLISH every event on the room's channel (``keys.channel``). An instance
 subscribes to a room while it holds at least one socket of it (reference
 counted), so adding instances adds capacity instead of multiplying traffic.
 
@@ -27,12 +27,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import RedisError
 
-from roomd.domain.store import channel, tcp_options
+from roomd.domain.keys import bus_self_channel, channel, room_of_channel
+from roomd.domain.store import tcp_options
 
 log = logging.getLogger("roomd.bus")
 
-CHANNEL_PREFIX = "room:"
-CHANNEL_SUFFIX = ":events"
 Deliver = Callable[[str, bytes], None]
 Resubscribed = Callable[[list[str]], Awaitable[None]]
 
@@ -45,6 +44,8 @@ class BusMessage:
     its top-level ``seq``, encoded once in Lua. Meta fields:
 
     * ``seq`` - the room's sequence number (absent only on ``room:closed {EXPIRED}``);
+    * ``inc`` - the room's incarnation: a socket of an older room that had the same
+      code drops the events of this one;
     * ``to`` - the only user ids that may receive it (absent: every member);
     * ``skip`` - a user id that does not receive it;
     * ``direct`` - ``{userId, event, data}``: that user receives this frame instead;
@@ -55,12 +56,13 @@ class BusMessage:
     ``plain`` is true when only ``seq``/``to``/``skip`` are set, the fast path of fan-out.
     """
 
-    __slots__ = ("close", "direct", "payload", "plain", "resync", "seq", "skip", "to")
+    __slots__ = ("close", "direct", "inc", "payload", "plain", "resync", "seq", "skip", "to")
 
     def __init__(self, raw: bytes) -> None:
         meta_raw, _, self.payload = raw.partition(b"\n")
         meta = json.loads(meta_raw)
         self.seq: int | None = meta.get("seq")
+        self.inc: str | None = meta.get("inc")
         to = meta.get("to")
         self.to: frozenset[str] | None = None if to is None else frozenset(to)
         self.skip: str | None = meta.get("skip")
@@ -73,12 +75,6 @@ class BusMessage:
     def for_user(self, user_id: str) -> bool:
         """Whether ``user_id`` may receive this message at all (``to``)."""
         return self.to is None or user_id in self.to
-
-
-def room_of(channel_name: str) -> str | None:
-    if channel_name.startswith(CHANNEL_PREFIX) and channel_name.endswith(CHANNEL_SUFFIX):
-        return channel_name[len(CHANNEL_PREFIX) : -len(CHANNEL_SUFFIX)]
-    return None
 
 
 class RoomBus:
@@ -111,7 +107,7 @@ class RoomBus:
         self._linger = linger
         self._conn: Connection | None = None
         self._connected = asyncio.Event()
-        self._self_channel = f"roomd:bus:{secrets.token_hex(8)}"
+        self._self_channel = bus_self_channel(secrets.token_hex(8))
         self._last_heard = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -252,14 +248,14 @@ class RoomBus:
             if name == self._self_channel:
                 self._last_heard = asyncio.get_running_loop().time()
                 return
-            code = room_of(name)
+            code = room_of_channel(name)
             if code is not None and code in self._refs:
                 try:
                     self._deliver(code, response[2])
                 except Exception:
                     log.exception("delivering an event of room %s failed", code)
         elif kind == b"subscribe":
-            code = room_of(name)
+            code = room_of_channel(name)
             if code is not None and code in self._refs:
                 self._confirmed.add(code)
             for waiter in self._waiters.pop(name, []):

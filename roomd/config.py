@@ -38,10 +38,13 @@ class Settings:
     redis_connect_timeout_ms: int = 10_000
     redis_command_timeout_ms: int = 5_000
     cors_origins: tuple[str, ...] = ("*",)
+    # The one default of each room rule (no I or O in codes: read as 1 and 0). RoomStore's
+    # keyword defaults refer to these (Settings.room_code_alphabet, ...), never copy them.
     room_code_alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZ"
     room_code_length: int = 4
     room_max_users: int = 10
     room_ttl_seconds: int = 7_200
+    instance_timeout_ms: int = 15_000  # a roomd instance whose heartbeat is older is dead: its members are disconnected
     display_name_min_length: int = 1
     display_name_max_length: int = 32
     throttle_ttl_ms: int = 60_000
@@ -50,14 +53,21 @@ class Settings:
     ws_ping_interval: float = 25.0
     ws_max_message_bytes: int = 16_384
     http_max_body_bytes: int = 16_384
+    http_header_timeout_ms: int = 5_000
+    max_connections: int | None = None  # None: derived from RLIMIT_NOFILE at start (roomd/listener.py)
+    max_connections_per_client: int | None = None  # None: a quarter of max_connections, at most 256; 0: no cap
     ws_max_buffer_bytes: int = 1_048_576
     ws_rate_limit: float = 20.0
     ws_rate_burst: int = 40
+    ws_connect_limit: int = 60  # WebSocket upgrades per client address per THROTTLE_TTL_MS
+    ws_connect_user_limit: int = 10  # WebSocket upgrades per user (token) per THROTTLE_TTL_MS
     trust_proxy: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_enabled: bool = True
     workers: int = 1
+    worker_restart_delay_ms: int = 1_000  # first back-off of a worker restart; doubles per consecutive failure
+    worker_start_attempts: int = 5  # consecutive failures before ready after which --workers gives up
     state_dir: Path = Path(".roomd")
     game_message_max_bytes: int = 8_192
     game_schemas_dir: Path | None = None
@@ -102,6 +112,15 @@ def _float(name: str, raw: str, lo: float) -> float:
     if not value >= lo:
         raise ConfigError(f"{name} must be >= {lo}, got {value}")
     return value
+
+
+def _auto_int(lo: int) -> Callable[[str, str], int | None]:
+    """``auto`` (None: derived at start from the open-file limit, see roomd/listener.py) or an integer >= lo."""
+
+    def parse(name: str, raw: str) -> int | None:
+        return None if raw.strip().lower() == "auto" else _int(name, raw, lo)
+
+    return parse
 
 
 def _alphabet(name: str, raw: str) -> str:
@@ -216,6 +235,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("ROOM_CODE_LENGTH", "room_code_length", lambda n, r: _int(n, r, 1, 32))
     take("ROOM_MAX_USERS", "room_max_users", lambda n, r: _int(n, r, 1, 10_000))
     take("ROOM_TTL_SECONDS", "room_ttl_seconds", lambda n, r: _int(n, r, 1))
+    take("INSTANCE_TIMEOUT_MS", "instance_timeout_ms", lambda n, r: _int(n, r, 500))
     take("USER_DISPLAY_NAME_MIN_LENGTH", "display_name_min_length", lambda n, r: _int(n, r, 1, 1000))
     take("USER_DISPLAY_NAME_MAX_LENGTH", "display_name_max_length", lambda n, r: _int(n, r, 1, 1000))
     take("THROTTLE_TTL_MS", "throttle_ttl_ms", lambda n, r: _int(n, r, 1))
@@ -224,14 +244,21 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("WS_PING_INTERVAL", "ws_ping_interval", lambda n, r: _float(n, r, 0))
     take("WS_MAX_MESSAGE_BYTES", "ws_max_message_bytes", lambda n, r: _int(n, r, 256))
     take("HTTP_MAX_BODY_BYTES", "http_max_body_bytes", lambda n, r: _int(n, r, 256))
+    take("HTTP_HEADER_TIMEOUT_MS", "http_header_timeout_ms", lambda n, r: _int(n, r, 100))
+    take("MAX_CONNECTIONS", "max_connections", _auto_int(1))
+    take("MAX_CONNECTIONS_PER_CLIENT", "max_connections_per_client", _auto_int(0))
     take("WS_MAX_BUFFER_BYTES", "ws_max_buffer_bytes", lambda n, r: _int(n, r, 1024))
     take("WS_RATE_LIMIT", "ws_rate_limit", lambda n, r: _float(n, r, 0.1))
     take("WS_RATE_BURST", "ws_rate_burst", lambda n, r: _int(n, r, 1))
+    take("WS_CONNECT_LIMIT", "ws_connect_limit", lambda n, r: _int(n, r, 1))
+    take("WS_CONNECT_USER_LIMIT", "ws_connect_user_limit", lambda n, r: _int(n, r, 1))
     take("TRUST_PROXY", "trust_proxy", _networks)
     take("LOG_LEVEL", "log_level", _choice(*LOG_LEVELS))
     take("LOG_FORMAT", "log_format", _choice("text", "json"))
     take("METRICS_ENABLED", "metrics_enabled", _bool)
     take("WORKERS", "workers", lambda n, r: _int(n, r, 1, 256))
+    take("WORKER_RESTART_DELAY_MS", "worker_restart_delay_ms", lambda n, r: _int(n, r, 10, 60_000))
+    take("WORKER_START_ATTEMPTS", "worker_start_attempts", lambda n, r: _int(n, r, 1, 1000))
     take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
     take("GAME_MESSAGE_MAX_BYTES", "game_message_max_bytes", lambda n, r: _int(n, r, 1))
     take("GAME_SCHEMAS_DIR", "game_schemas_dir", _directory)

@@ -1,4 +1,11 @@
-"""The ``roomd`` command: configuration, the development Redis, then one process or N workers."""
+"""The ``roomd`` command: configuration, the development Redis, then one process or N workers.
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT drained), 1 on a failure at run time
+(including a second signal, or ``--workers`` whose workers keep crashing), 2 when roomd
+cannot start as configured: a configuration error, a listen address in use or not
+available, an unusable STATE_DIR. The systemd units use ``RestartPreventExitStatus=2``:
+restarting cannot fix those, so systemd does not loop.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import sys
 
 from roomd import __version__, config, logs, protocol, sdnotify
 from roomd.devredis import DevRedis, DevRedisError
-from roomd.server import serve
+from roomd.server import ListenError, serve
 from roomd.workers import run_workers
 
 log = logging.getLogger("roomd")
@@ -44,27 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     except (config.ConfigError, protocol.GameSchemaError) as exc:
         print(f"roomd: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets=(settings.jwt_secret,))  # scrubbed from logs
 
     dev_redis: DevRedis | None = None
     redis_url = settings.redis_url
     if settings.development:
         log.warning("DEVELOPMENT MODE (ROOMD_ENV=development): not for production")
-    if redis_url is None:
-        dev_redis = DevRedis(settings.state_dir)
-        try:
-            redis_url = dev_redis.start()
-        except DevRedisError as exc:
-            print(f"roomd: {exc}", file=sys.stderr)
-            return 2
-        log.warning("development mode: started a private Redis at %s (no persistence)", redis_url)
-    if settings.jwt_secret_ephemeral:
-        log.warning("development mode: no JWT_SECRET set; using an ephemeral secret (tokens die on restart)")
     try:
+        if redis_url is None:
+            dev_redis = DevRedis(settings.state_dir)
+            try:
+                redis_url = dev_redis.start()
+            except DevRedisError as exc:
+                print(f"roomd: {exc}", file=sys.stderr)
+                return 2
+            log.warning("development mode: started a private Redis at %s (no persistence)", redis_url)
+        if settings.jwt_secret_ephemeral:
+            log.warning("development mode: no JWT_SECRET set; using an ephemeral secret (tokens die on restart)")
         if workers > 1:
             return run_workers(settings, redis_url, workers)
         asyncio.run(serve(settings, redis_url, on_ready=lambda: sdnotify.notify("READY=1")))
         return 0
+    except ListenError as exc:  # a busy port: one line, and exit 2 (systemd: RestartPreventExitStatus=2)
+        print(f"roomd: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
     finally:

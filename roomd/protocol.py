@@ -3,39 +3,68 @@
 This is the bottom layer: error codes, close codes and compiled JSON Schema
 validators. Everything above imports from here; this module imports nothing of
 roomd.
+
+``protocol/`` lives at the repository root, shared with client authors; wheels
+carry a copy inside the package (``roomd/_protocol``, mapped by setup.py at build
+time), so it is found through ``importlib.resources`` wherever roomd is
+installed - never through ``sys.prefix``, which is not the install prefix of a
+``--user``, ``--prefix`` or ``--target`` install.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import re
-import sys
 from collections.abc import Mapping
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError
 from referencing import Registry, Resource
 
+PACKAGED_PROTOCOL = "_protocol"  # protocol/ inside the installed package (setup.py package_dir)
 
+
+def package_path(package: str, name: str) -> Path:
+    """A file or directory shipped inside ``package``, as a path on the file system.
+
+    Located with ``importlib.resources``, so it follows the package wherever it
+    was installed. Tornado's StaticFileHandler and directory walks need a real
+    path; pip installs roomd as plain files, so anything else (a zip import) is
+    refused with a clear message instead of a confusing miss later.
+    """
+    resource = files(package).joinpath(name)
+    if not isinstance(resource, Path):
+        raise RuntimeError(f"{package}/{name} is not on the file system ({resource!r}): install roomd unzipped")
+    return resource
+
+
+@cache
 def protocol_dir() -> Path:
-    """Locate ``protocol/``: beside the package in a checkout, else the installed copy."""
-    candidates = (
-        Path(__file__).resolve().parent.parent / "protocol",
-        Path(sys.prefix) / "share" / "roomd" / "protocol",
-    )
-    for candidate in candidates:
+    """The ``protocol/`` roomd validates against and serves under ``/client/``.
+
+    An installed roomd reads its packaged copy. A checkout (tests, ``pip install
+    -e``) has none and reads the repository's ``protocol/`` beside the package:
+    the same files, so editing them takes effect without a reinstall.
+    """
+    packaged = package_path("roomd", PACKAGED_PROTOCOL)
+    checkout = package_path("roomd", "__init__.py").parent.parent / "protocol"
+    for candidate in (packaged, checkout):
         if (candidate / "codes.json").is_file():
             return candidate
-    raise RuntimeError(f"protocol/ not found (looked in {', '.join(map(str, candidates))})")
+    raise RuntimeError(f"the protocol files are missing from the roomd package (looked in {packaged}, {checkout})")
 
 
 @cache
 def codes() -> dict[str, Any]:
-    return json.loads((protocol_dir() / "codes.json").read_text())
+    """``protocol/codes.json``: error codes (HTTP status, message) and close codes, read once."""
+    loaded: dict[str, Any] = json.loads((protocol_dir() / "codes.json").read_text())
+    return loaded
 
 
 class ErrorCode(enum.StrEnum):
@@ -50,6 +79,8 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
+    UPGRADE_REQUIRED = "UPGRADE_REQUIRED"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     ROOM_CODE_GENERATION_FAILED = "ROOM_CODE_GENERATION_FAILED"
     REDIS_UNAVAILABLE = "REDIS_UNAVAILABLE"
@@ -70,7 +101,7 @@ class ErrorCode(enum.StrEnum):
 
     @property
     def message(self) -> str:
-        return codes()["errors"][self.value]["message"]
+        return str(codes()["errors"][self.value]["message"])
 
 
 class CloseCode(enum.IntEnum):
@@ -103,13 +134,25 @@ def _registry() -> Registry:
 
 
 def _schema(relative: str) -> dict[str, Any]:
-    return json.loads((protocol_dir() / "schemas" / relative).read_text())
+    schema: dict[str, Any] = json.loads((protocol_dir() / "schemas" / relative).read_text())
+    return schema
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """JSON Schema counts ``2.0`` as an integer; the protocol does not (a client sending it has a bug)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 with "integer" meaning a JSON number written without a fraction or exponent.
+_StrictValidator: Any = validators.extend(
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+)
 
 
 @cache
 def validator(relative: str) -> Draft202012Validator:
     """A compiled validator for ``protocol/schemas/<relative>``, built once per process."""
-    return Draft202012Validator(_schema(relative), registry=_registry())
+    return _StrictValidator(_schema(relative), registry=_registry())  # type: ignore[no-any-return]
 
 
 def client_event_validators() -> Mapping[str, Draft202012Validator]:
@@ -157,6 +200,21 @@ def game_validators(directory: str) -> Mapping[str, Draft202012Validator]:
     return found
 
 
+def preload() -> None:
+    """Read every protocol file now, at start, instead of on some request's path (often an error's).
+
+    A file first opened when descriptors have run out (EMFILE) turns a clear
+    error answer into a 500 with a traceback; and a missing code fails here,
+    before roomd listens, not in front of a client.
+    """
+    missing = [code.value for code in ErrorCode if code.value not in codes()["errors"]]
+    if missing:
+        raise RuntimeError(f"codes.json has no entry for {', '.join(missing)}")
+    schemas = protocol_dir() / "schemas"
+    for path in sorted(schemas.rglob("*.json")):
+        validator(path.relative_to(schemas).as_posix())
+
+
 def first_error(v: Draft202012Validator, instance: Any) -> str | None:
     """The most relevant validation message, or None when ``instance`` is valid."""
     errors = list(v.iter_errors(instance))
@@ -165,3 +223,85 @@ def first_error(v: Draft202012Validator, instance: Any) -> str | None:
     best = min(errors, key=lambda e: (len(e.path), str(e.message)))
     where = "/".join(str(p) for p in best.absolute_path)
     return f"{where}: {best.message}" if where else best.message
+
+
+# -- parsing untrusted JSON -------------------------------------------------------
+
+MAX_JSON_DEPTH = 32  # protocol messages nest 3 levels; anything deeper is hostile or a bug
+
+
+class InvalidJson(ValueError):
+    """Untrusted text that is not acceptable protocol JSON.
+
+    ``str(exc)`` completes a sentence whose subject is the frame or the body
+    ("The frame ...", "The request body ..."); it never echoes the input at length.
+    """
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidJson(f"contains {name}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidJson(f"contains {text[:24]}, which is not a finite number")
+    return value
+
+
+# One decoder, built once: json.loads(text, **options) would build a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Iterative (never recursive) depth check: the top-level container is depth 1."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """Parse a client frame or request body, refusing what Python's json accepts but the protocol does not.
+
+    ``json.loads`` alone raises RecursionError on ``"[" * 1000`` (which escaped
+    the handlers and dropped sockets), accepts ``NaN``/``Infinity`` and ``1e400``
+    (not JSON numbers), and lets ``"\\ud800"`` through as a lone surrogate that
+    later fails to encode for Redis or for an echo. All of these raise
+    :class:`InvalidJson` here. The extra checks cost nothing for ordinary
+    frames: depth only when there are many brackets, surrogates only when the
+    text has a ``\\u`` escape (a bare surrogate cannot come from strict UTF-8).
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidJson("is not valid UTF-8") from None
+    else:
+        text = raw
+    try:
+        value = _DECODER.decode(text)
+    except InvalidJson:
+        raise
+    except RecursionError:
+        raise InvalidJson(f"nests JSON deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        raise InvalidJson("is not valid JSON") from None
+    if (
+        isinstance(value, dict | list)
+        and text.count("[") + text.count("{") > MAX_JSON_DEPTH
+        and _nested_deeper_than(value, MAX_JSON_DEPTH)
+    ):
+        raise InvalidJson(f"nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    if "\\u" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidJson("contains a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair)") from None
+    return value

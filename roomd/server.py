@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Callable
@@ -17,14 +18,15 @@ from tornado.netutil import bind_sockets
 from roomd import __version__, config, sdnotify
 from roomd.app import build_services, make_app
 from roomd.domain.errors import StoreUnavailable
-from roomd.domain.store import INSTANCES_KEY, now_ms
+from roomd.listener import make_http_server
 from roomd.protocol import CloseCode
 from roomd.transport.context import Services
+from roomd.transport.presence import Presence
 
 log = logging.getLogger("roomd")
 
-SWEEP_INTERVAL = 1.0  # seconds between expiry sweeps and instance heartbeats
-INSTANCE_TTL_MS = 15_000
+SWEEP_INTERVAL = 1.0  # at most this many seconds between expiry sweeps and instance heartbeats
+REDIS_WAIT_INTERVAL = 0.2  # seconds between readiness checks while Redis does not answer
 
 
 async def serve(
@@ -37,32 +39,21 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain; ``on_ready`` runs once listening and subscribed."""
     services = build_services(settings, redis_url)
-    server = HTTPServer(
-        make_app(services),
-        max_body_size=max(settings.http_max_body_bytes, 1 << 20),
-        max_header_size=16 * 1024,
-        idle_connection_timeout=60,
-        body_timeout=30,
-    )
-    sockets = bind_sockets(settings.port, settings.host or None, reuse_port=reuse_port, backlog=1024)
-    server.add_sockets(sockets)
+    server = make_http_server(make_app(services), settings, services.metrics)  # caps, EMFILE back-off
+    sockets = listen(settings, reuse_port)
     port = sockets[0].getsockname()[1]
-    await services.bus.start(wait=settings.redis_connect_timeout)
-    try:
-        await services.store.ping()
-    except StoreUnavailable:
-        log.error("Redis does not answer yet; serving 503 REDIS_UNAVAILABLE until it does")
-    instance = f"{socket.gethostname()}:{os.getpid()}:{port}"
+    instance = services.store.instance_id = instance_id(port)  # before any socket connects
+    server.add_sockets(sockets)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before waiting for Redis: a stop while waiting drains too
+        loop.add_signal_handler(sig, stop.set)
+    await services.bus.start()
     duties = asyncio.create_task(_background_duties(services, instance))
     log.info("roomd %s listening on http://%s:%d (pid %d)", __version__, settings.host, port, os.getpid())
     tune_gc()
-    if on_ready is not None:
+    if await wait_for_redis(services, stop, notify_status=notify_stopping) and on_ready is not None:
         on_ready()
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _force_exit)
@@ -74,6 +65,54 @@ async def serve(
     except TimeoutError:
         log.warning("drain did not finish within SHUTDOWN_TIMEOUT_MS=%d; exiting", settings.shutdown_timeout_ms)
     log.info("roomd stopped")
+
+
+class ListenError(Exception):
+    """The listening socket cannot be bound (address in use, not local, port not allowed)."""
+
+
+def listen(settings: config.Settings, reuse_port: bool) -> list[socket.socket]:
+    """Bind the listening sockets; a failure is one line for the operator, not a traceback."""
+    try:
+        return bind_sockets(settings.port, settings.host or None, reuse_port=reuse_port, backlog=1024)
+    except OSError as exc:
+        where = f"{settings.host or '*'}:{settings.port}"
+        raise ListenError(f"cannot listen on {where} (HOST, PORT): {exc.strerror or exc}") from None
+
+
+async def wait_for_redis(services: Services, stop: asyncio.Event, *, notify_status: bool = True) -> bool:
+    """Wait until Redis answers and the pub/sub connection is up: what "ready" means.
+
+    Until then roomd listens and answers 503 (``/health`` says why), but does not tell
+    systemd READY=1: a unit ordered after roomd would otherwise start against a server
+    that cannot serve a single room. Retries for ever (systemd's ``TimeoutStartSec``
+    bounds it there); False if a stop signal came first.
+    """
+    loop = asyncio.get_running_loop()
+    started, logged = loop.time(), None
+    while not stop.is_set():
+        try:
+            answered, reason = await services.store.ping(), "pub/sub connection not up"
+        except Exception as exc:  # StoreUnavailable, or Redis refusing us (AUTH, ACL): keep trying
+            answered, reason = False, str(exc) or type(exc).__name__
+        if answered and services.bus.connected:
+            if logged is not None:
+                log.info("Redis answers after %.1f s; ready", loop.time() - started)
+                if notify_status:
+                    sdnotify.notify("STATUS=serving")  # replaces "waiting for Redis" in systemctl status
+            return True
+        now = loop.time()
+        if logged is None and (not answered or now - started > 1):
+            log.warning("Redis does not answer yet (%s): not ready, serving 503 REDIS_UNAVAILABLE", reason)
+            if notify_status:
+                sdnotify.notify("STATUS=waiting for Redis")
+            logged = now
+        elif logged is not None and now - logged >= 30:
+            log.warning("still waiting for Redis after %.0f s (%s)", now - started, reason)
+            logged = now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REDIS_WAIT_INTERVAL)
+    return False
 
 
 def tune_gc() -> None:
@@ -102,7 +141,7 @@ async def drain(services: Services, server: HTTPServer, duties: asyncio.Task[Non
     server.stop()
     log.info("draining: closing %d socket(s)", len(services.hub))
     for sock in services.hub.sockets():
-        sock.close(CloseCode.GOING_AWAY, "GOING_AWAY")  # type: ignore[attr-defined]
+        sock.close(CloseCode.GOING_AWAY, "GOING_AWAY")
     while len(services.hub):  # each close marks its user disconnected in Redis
         await asyncio.sleep(0.02)
     while services.tasks:
@@ -113,27 +152,32 @@ async def drain(services: Services, server: HTTPServer, duties: asyncio.Task[Non
     duties.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await duties
-    with contextlib.suppress(Exception):
-        await services.store.client.zrem(INSTANCES_KEY, instance)
+    with contextlib.suppress(Exception):  # else other instances reap it once its heartbeat is stale
+        await services.store.reap_instance(instance, retire=True)  # disconnects failed: mark them; leave the set
     await services.bus.close()
     await services.store.client.aclose()
 
 
+def instance_id(port: int) -> str:
+    """``host:pid:port:random``, unique per process start: a reused pid never revives a dead instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{port}:{secrets.token_hex(4)}"
+
+
 async def _background_duties(services: Services, instance: str) -> None:
-    """Expiry sweep (tells members of rooms Redis expired), host grace sweep, instance heartbeat."""
-    client = services.store.client
+    """Expiry sweep (tells members of rooms Redis expired), host grace sweep (hostMigration
+    "disconnect": rooms whose host has had no socket for HOST_GRACE_SECONDS), and presence
+    (roomd/transport/presence.py): the instance heartbeat, reaping dead instances' members (stale
+    beyond INSTANCE_TIMEOUT_MS), and reconciling this instance's socket index with the sockets it holds."""
+    presence = Presence(services)  # for services.store.instance_id, which is ``instance``
     grace_ms = services.settings.host_grace_seconds * 1000
     while True:
         try:
             await services.store.expire_due_rooms()
+            await presence.beat()
             await services.store.migrate_absent_hosts(grace_ms)
-            now = now_ms()
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.zadd(INSTANCES_KEY, {instance: now})
-                pipe.zremrangebyscore(INSTANCES_KEY, "-inf", now - INSTANCE_TTL_MS)
-                await pipe.execute()
         except (StoreUnavailable, OSError) as exc:
             log.debug("background duties skipped: %s", exc)
         except Exception:
             log.exception("background duties failed")
-        await asyncio.sleep(SWEEP_INTERVAL)
+        sdnotify.heartbeat()  # WATCHDOG=1 while this loop keeps turning (roomd/sdnotify.py)
+        await asyncio.sleep(min(SWEEP_INTERVAL, presence.interval))

@@ -1,25 +1,37 @@
-"""Read-only views of the store for operators (roomctl): listing, details, statistics.
+"""Read-only views of the store for operators (roomctl): listing, details, statistics, search.
+
+Strictly read-only: it works under a Redis ACL that allows only read commands
+(a monitoring user), and it never races roomd's scripts. Index entries whose
+room has expired are skipped, not deleted: removing them is the expiry sweep's
+job (each roomd instance, every second, in one atomic script), and a ZREM from
+here could remove the entry of a new room that took the code meanwhile.
 
 Listing walks the ``rooms:index`` sorted set newest first, a page at a time,
-so it stays fast with 100,000 rooms; entries whose room has expired are
-pruned as they are met. Pages continue after a *position* (creation time and
-code), not an offset, so rooms created or closed between two pages neither
-repeat nor vanish from the walk.
+so it stays fast with 100,000 rooms. Pages continue after a *position*
+(creation time and code), not an offset, so rooms created or closed between
+two pages neither repeat nor vanish from the walk. A filter is applied while
+walking, and a page is filled from further entries up to a bounded number of
+index reads.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from roomd.domain.store import INDEX_KEY, INSTANCES_KEY, guard, now_ms, public_room, room_key, user_key, users_key
+from roomd.domain.keys import INDEX_KEY, INSTANCES_KEY, room_key, user_key, users_key
+from roomd.domain.store import guard, now_ms, public_room
 
 STATS_CHUNK = 500
+FILTER_CHUNK = 500  # index entries read at a time when a filter may drop most of them
 INSTANCE_STALE_MS = 15_000  # roomd heartbeats every second and drops entries older than this
-MAX_ROUNDS = 20  # index reads per page when expired entries have to be pruned on the way
+MAX_ROUNDS = 20  # index reads per page (expired or filtered-out entries are skipped on the way)
+COMPLETION_SCAN = 1_000  # ZSCAN COUNT hint when completing room codes
 
 Position = tuple[int, str]  # (createdAt ms, code): where a page ends in the newest-first order
 
@@ -36,6 +48,15 @@ class RoomSummary:
     @property
     def connected(self) -> int:
         return sum(1 for m in self.members if m.get("isConnected"))
+
+    @property
+    def updated_at(self) -> int:
+        """The last change of the room (join, leave, presence, lock, host): every script that
+        changes a room rewrites ``updatedAt``."""
+        return int(self.room.get("updatedAt", self.room["createdAt"]))
+
+
+RoomFilter = Callable[[RoomSummary], bool]
 
 
 @dataclass(frozen=True)
@@ -65,12 +86,24 @@ def parse_cursor(raw: str) -> Position:
     return int(score), code
 
 
+def name_key(name: str) -> str:
+    """A display name as searches compare it: NFKC-normalised and case-folded."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def name_matches(needle: str) -> Callable[[str], bool]:
+    """Case-insensitive "contains": ``ana`` finds Ana, Anaïs and Joana."""
+    wanted = name_key(needle)
+    return lambda name: wanted in name_key(name)
+
+
 class Overview:
     def __init__(self, client: aioredis.Redis, command_timeout: float | None = None) -> None:
         self.client = client
         self.timeout = command_timeout
 
-    async def _summaries(self, codes: list[str]) -> list[RoomSummary | None]:
+    async def summaries(self, codes: list[str]) -> list[RoomSummary | None]:
+        """Each room with its members (None where the room is gone), in three round trips."""
         if not codes:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
@@ -93,12 +126,12 @@ class Overview:
         return found
 
     async def room(self, code: str) -> RoomSummary | None:
-        return (await self._summaries([code]))[0]
+        return (await self.summaries([code]))[0]
 
     async def _index_after(self, position: Position | None, count: int) -> tuple[list[Position], bool]:
         """Up to ``count`` index entries after ``position`` (newest first), and whether more follow."""
         if position is None:
-            raw = await guard(self.client.zrevrange(INDEX_KEY, 0, count, withscores=True), self.timeout)
+            raw: Any = await guard(self.client.zrevrange(INDEX_KEY, 0, count, withscores=True), self.timeout)
             entries = [(int(score), _text(code)) for code, score in raw]
         else:
             score, code = position
@@ -110,26 +143,43 @@ class Overview:
             entries += [(int(s), _text(m)) for m, s in older]
         return entries[:count], len(entries) > count
 
-    async def list_rooms(self, limit: int = 50, cursor: str | None = None) -> Page:
+    async def list_rooms(self, limit: int = 50, cursor: str | None = None, where: RoomFilter | None = None) -> Page:
         """Live rooms newest first, after ``cursor`` (a previous page's ``next_cursor``).
 
-        Raises ValueError for a malformed cursor.
+        ``where`` keeps only the rooms it accepts. A page holds up to ``limit`` rooms; it
+        may hold fewer and still have a ``next_cursor`` when expired or filtered-out
+        entries used up its index reads (MAX_ROUNDS). Raises ValueError for a malformed
+        cursor.
         """
         position = parse_cursor(cursor) if cursor else None
         rooms: list[RoomSummary] = []
         more = True
         for _ in range(MAX_ROUNDS):
-            entries, more = await self._index_after(position, limit - len(rooms))
-            summaries = await self._summaries([code for _, code in entries])
-            gone = [code for (_, code), summary in zip(entries, summaries, strict=True) if summary is None]
-            if gone:
-                await guard(self.client.zrem(INDEX_KEY, *gone), self.timeout)
-            rooms += [s for s in summaries if s is not None]
-            if entries:
-                position = entries[-1]
+            wanted = limit - len(rooms)
+            entries, more_after = await self._index_after(position, wanted if where is None else FILTER_CHUNK)
+            summaries = await self.summaries([code for _, code in entries])
+            more = more_after
+            for n, (entry, summary) in enumerate(zip(entries, summaries, strict=True)):
+                position = entry  # expired (None) or filtered out: skipped, never deleted
+                if summary is not None and (where is None or where(summary)):
+                    rooms.append(summary)
+                    if len(rooms) >= limit:
+                        more = more_after or n < len(entries) - 1
+                        break
             if not more or len(rooms) >= limit:
                 break
         return Page(rooms, encode_cursor(position) if more and position else None)
+
+    async def all_rooms(self, where: RoomFilter | None = None) -> list[RoomSummary]:
+        """Every live room (accepted by ``where``), newest first: a paged walk that never blocks Redis."""
+        found: list[RoomSummary] = []
+        cursor = None
+        while True:
+            page = await self.list_rooms(STATS_CHUNK, cursor, where)
+            found += page.rooms
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     async def stats(self) -> Stats:
         rooms = members = connected = 0
@@ -142,11 +192,58 @@ class Overview:
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        instances = await guard(
+        instances: Any = await guard(
             self.client.zrangebyscore(INSTANCES_KEY, now_ms() - INSTANCE_STALE_MS, "+inf", withscores=True),
             self.timeout,
         )
         return Stats(rooms, members, connected, sorted((_text(i), int(score)) for i, score in instances))
+
+    async def find_users(self, name: str, limit: int) -> tuple[list[tuple[dict[str, Any], RoomSummary]], bool]:
+        """Members whose display name contains ``name`` (case-insensitive), newest rooms first.
+
+        Returns up to ``limit`` (member, room) pairs and whether more matched. Walks the
+        whole index like ``stats``.
+        """
+        matches = name_matches(name)
+        found: list[tuple[dict[str, Any], RoomSummary]] = []
+        cursor = None
+        while True:
+            page = await self.list_rooms(STATS_CHUNK, cursor)
+            for summary in page.rooms:
+                for member in summary.members:
+                    if matches(str(member.get("displayName", ""))):
+                        if len(found) >= limit:
+                            return found, True
+                        found.append((member, summary))
+            if page.next_cursor is None:
+                return found, False
+            cursor = page.next_cursor
+
+    async def codes_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Room codes in the index that start with ``prefix`` (letters and digits), newest first.
+
+        For shell completion: ZSCAN with a MATCH pattern, stopping at ``limit`` matches.
+        """
+        if not prefix:
+            newest: Any = await guard(self.client.zrevrange(INDEX_KEY, 0, limit - 1), self.timeout)
+            return [_text(code) for code in newest]
+        if not (prefix.isascii() and prefix.isalnum()):
+            return []
+        scored: list[tuple[float, str]] = []
+        cursor: int = 0
+        batch: Any
+        while True:
+            cursor, batch = await guard(
+                self.client.zscan(INDEX_KEY, cursor, match=f"{prefix}*", count=COMPLETION_SCAN), self.timeout
+            )
+            scored += [(float(score), _text(code)) for code, score in batch]
+            if cursor == 0 or len(scored) >= limit:
+                break
+        return [code for _, code in sorted(scored, reverse=True)[:limit]]
+
+    async def member_ids(self, code: str) -> list[str]:
+        """The member ids of a room (for completing ``users kick CODE <TAB>``)."""
+        return sorted(_text(i) for i in await guard(self.client.smembers(users_key(code)), self.timeout))
 
 
 def public_member(member: dict[str, Any], host_id: str) -> dict[str, Any]:

@@ -1,18 +1,23 @@
 """The Redis model of rooms and its atomic operations.
 
-Keys (see the README's Redis section):
+Keys (named in :mod:`roomd.domain.keys`, re-exported here; see the README's Redis section):
 
 * ``room:{code}`` - JSON of the room; ``room:{code}:users`` - SET of member ids;
   ``user:{id}`` - JSON of a member. All share the room's TTL, refreshed on
   every state change.
+* ``rooms:index`` - ZSET code -> creation time, for listing rooms newest first.
+* ``rooms:expiry`` - ZSET code -> expiry time, swept to tell members of expired rooms.
+  A code stays taken until its entry is swept.
+* ``rooms:incarnations`` - HASH code -> the incarnation id of the room holding it.
+* ``roomd:instances`` - ZSET instance id -> last heartbeat (Redis time), for
+  ``roomctl stats`` and to find dead instances.
+* ``roomd:instance:{id}:sockets`` - SET of ``code|userId|socketId`` an instance holds,
+  so live instances can disconnect the members of a dead one without SCAN.
 * ``room:{code}:history`` - LIST of the room's last bus messages (``?since=`` replays);
   ``room:{code}:state`` - HASH key -> entry JSON {version, visibleTo, writableBy, size};
   ``room:{code}:state:values`` - HASH key -> the entry's value as JSON text.
-* ``rooms:index`` - ZSET code -> creation time, for listing rooms newest first.
-* ``rooms:expiry`` - ZSET code -> expiry time, swept to tell members of expired rooms.
 * ``rooms:hostless`` - ZSET code -> since when its host has had no socket
   (``hostMigration: "disconnect"``), swept to hand the host role over.
-* ``roomd:instances`` - ZSET instance id -> last heartbeat, for ``roomctl stats``.
 
 Each mutation is one Lua script that also PUBLISHes its event on
 ``room:{code}:events``; roomd and roomctl share this one implementation.
@@ -33,20 +38,33 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roomd.config import Settings
 from roomd.domain import roomcodes
 from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.keys import (  # noqa: F401 - re-exported: callers and tests import them from here too
+    EXPIRY_KEY,
+    HOSTLESS_KEY,
+    INCARNATIONS_KEY,
+    INDEX_KEY,
+    INSTANCES_KEY,
+    channel,
+    history_key,
+    instance_sockets_key,
+    room_key,
+    state_key,
+    user_key,
+    users_key,
+    values_key,
+)
 from roomd.protocol import ClosedReason, ErrorCode
 
 T = TypeVar("T")
 
-INDEX_KEY = "rooms:index"
-EXPIRY_KEY = "rooms:expiry"
-HOSTLESS_KEY = "rooms:hostless"
-INSTANCES_KEY = "roomd:instances"
+REAP_BATCH = 100  # socket-index entries of a dead instance handled by one script
+REAP_INSTANCES = 10  # dead instances looked at per heartbeat
 CODE_CANDIDATES = 3  # codes offered to one create script
 CODE_ATTEMPTS = 6  # create scripts tried before ROOM_CODE_GENERATION_FAILED
 POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
@@ -54,40 +72,16 @@ POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
 _LUA_DIR = Path(__file__).with_name("lua")
 
 
-def room_key(code: str) -> str:
-    return f"room:{code}"
-
-
-def users_key(code: str) -> str:
-    return f"room:{code}:users"
-
-
-def user_key(user_id: str) -> str:
-    return f"user:{user_id}"
-
-
-def channel(code: str) -> str:
-    return f"room:{code}:events"
-
-
-def history_key(code: str) -> str:
-    return f"room:{code}:history"
-
-
-def state_key(code: str) -> str:
-    return f"room:{code}:state"
-
-
-def values_key(code: str) -> str:
-    return f"room:{code}:state:values"
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
 def new_user_id() -> str:
-    return secrets.token_urlsafe(16)
+    """A random id that never begins with ``-``: typed as a command argument, it would read as an option."""
+    while True:
+        user_id = secrets.token_urlsafe(16)
+        if not user_id.startswith("-"):
+            return user_id
 
 
 @cache
@@ -111,6 +105,7 @@ class Snapshot:
     room: dict[str, Any]
     users: list[dict[str, Any]]
     seq: int
+    incarnation: str = ""  # of the room; events of another incarnation (a reused code) are not for this socket
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,13 +121,7 @@ class Resumed:
     since: int
     seq: int
     messages: list[bytes]
-
-
-@dataclass(frozen=True)
-class RemovalResult:
-    new_host_id: str | None
-    room_deleted: bool
-    seq: int = 0
+    incarnation: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +130,22 @@ class RoomOptions:
 
     player_messages: str = "host"  # "host" | "all"
     host_migration: str = "leave"  # "leave" | "disconnect"
+
+
+@dataclass(frozen=True)
+class SocketRef:
+    """One entry of an instance's socket index."""
+
+    room_code: str
+    user_id: str
+    socket_id: str
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    new_host_id: str | None
+    room_deleted: bool
+    seq: int = 0
 
 
 class Replaced(Exception):
@@ -159,19 +164,24 @@ class RoomStore:
         code_length: int = 4,
         max_users: int = 10,
         command_timeout: float | None = None,
+        instance_timeout_ms: int = 15_000,
         history_size: int = 256,
         state_max_keys: int = 256,
         state_max_bytes: int = 262_144,
     ) -> None:
         self.client = client
-        self.command_timeout = command_timeout
-        self.ttl_ms = ttl_seconds * 1000
-        self.code_alphabet = code_alphabet
-        self.code_length = code_length
-        self.max_users = max_users
         self.history_size = history_size
         self.state_max_keys = state_max_keys
         self.state_max_bytes = state_max_bytes
+        self.command_timeout = command_timeout
+        self.ttl_ms = ttl_seconds * 1000
+        self.instance_timeout_ms = instance_timeout_ms
+        # The roomd instance whose sockets this store connects ("" for roomctl and
+        # tools): recorded with each socket so live instances can clean up after it.
+        self.instance_id = ""
+        self.code_alphabet = code_alphabet
+        self.code_length = code_length
+        self.max_users = max_users
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(_lua(name))
             for name in (
@@ -185,6 +195,9 @@ class RoomStore:
                 "close",
                 "expire",
                 "snapshot",
+                "heartbeat",
+                "reap",
+                "extend",
                 "game_send",
                 "state_set",
                 "state_delete",
@@ -204,6 +217,7 @@ class RoomStore:
             code_length=settings.room_code_length,
             max_users=settings.room_max_users,
             command_timeout=settings.redis_command_timeout if command_timeout is None else command_timeout,
+            instance_timeout_ms=settings.instance_timeout_ms,
             history_size=settings.room_history_size,
             state_max_keys=settings.room_state_max_keys,
             state_max_bytes=settings.room_state_max_bytes,
@@ -220,6 +234,7 @@ class RoomStore:
         """Create a room with ``display_name`` as host; the code is claimed atomically."""
         user_id = new_user_id()
         limit = max_users or self.max_users
+        incarnation = secrets.token_hex(8)
         opts = options or RoomOptions()
         rules = json.dumps(
             {
@@ -232,7 +247,9 @@ class RoomStore:
             offered = roomcodes.candidates(self.code_alphabet, self.code_length, CODE_CANDIDATES)
             if not offered:
                 continue
-            code = await self._run("create", user_id, display_name, limit, self.ttl_ms, now_ms(), rules, *offered)
+            code = await self._run(
+                "create", user_id, display_name, limit, self.ttl_ms, now_ms(), incarnation, rules, *offered
+            )
             if code:
                 return Membership(_text(code), user_id)
         raise DomainError(ErrorCode.ROOM_CODE_GENERATION_FAILED)
@@ -256,7 +273,7 @@ class RoomStore:
     # -- presence ---------------------------------------------------------
 
     async def connect(self, code: str, user_id: str, socket_id: str) -> Snapshot:
-        """Mark the user connected on ``socket_id``; returns the ``room:state`` to send first."""
+        """Mark the user connected on ``socket_id``, held by this store's instance; returns the ``room:state``."""
         result = await self.connect_since(code, user_id, socket_id, None)
         assert isinstance(result, Snapshot)
         return result
@@ -269,10 +286,11 @@ class RoomStore:
         exactly everything after ``since``.
         """
         since_arg = "" if since is None else since
-        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), since_arg)
-        mode = _text(raw[0])
-        if mode == "resumed":
-            return Resumed(since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[2:]])
+        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id, since_arg)
+        if _text(raw[0]) == "resumed":
+            return Resumed(
+                since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[3:]], incarnation=_text(raw[2])
+            )
         return _snapshot(raw[1], raw[2])
 
     async def snapshot(self, code: str, user_id: str, socket_id: str) -> Snapshot:
@@ -289,20 +307,66 @@ class RoomStore:
             raise
 
     async def disconnect(self, code: str, user_id: str, socket_id: str) -> bool:
-        """Mark the user disconnected if ``socket_id`` is still their socket."""
-        return bool(await self._run("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms()))
+        """Mark the user disconnected if ``socket_id`` is still their socket; it leaves the socket index anyway."""
+        return bool(await self._run("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id))
+
+    # -- instances ----------------------------------------------------------
+
+    async def heartbeat(self) -> list[str]:
+        """Record this instance as alive; returns other instances whose heartbeat went stale.
+
+        Staleness is INSTANCE_TIMEOUT_MS by Redis's clock, which every instance
+        shares. Stale entries stay in ``roomd:instances`` until :meth:`reap_instance`
+        has disconnected their members.
+        """
+        stale = await self._run("heartbeat", self.instance_id, self.instance_timeout_ms, REAP_INSTANCES + 1)
+        return [i for i in map(_text, stale) if i != self.instance_id][:REAP_INSTANCES]
+
+    async def reap_instance(self, instance: str, *, retire: bool = False) -> int:
+        """Disconnect the members an instance held, if it is dead; returns how many were marked.
+
+        Batches of :data:`REAP_BATCH`, each one script that checks again that the
+        instance is stale: several live instances may reap the same dead one at
+        once, and each member still gets exactly one ``user:disconnected``.
+        ``retire`` skips the staleness check: a draining instance retiring itself.
+        """
+        marked = 0
+        while True:
+            count, done = await self._run(
+                "reap", instance, self.instance_timeout_ms, REAP_BATCH, self.ttl_ms, now_ms(), "1" if retire else "0"
+            )
+            marked += int(count)
+            if int(done) != 0:
+                return marked
+
+    async def instance_sockets(self, instance: str | None = None) -> list[SocketRef]:
+        """The socket index of ``instance`` (default: this store's)."""
+        raw = await guard(
+            self.client.smembers(instance_sockets_key(instance or self.instance_id)), self.command_timeout
+        )
+        refs = []
+        for entry in raw:
+            code, _, rest = _text(entry).partition("|")
+            user_id, _, socket_id = rest.partition("|")
+            refs.append(SocketRef(code, user_id, socket_id))
+        return refs
 
     # -- host and admin actions (actor None = administrator) --------------
 
-    # Every mutation returns (or carries) the room's seq after its effect: the
-    # WebSocket transport acknowledges a client frame with it.
-
     async def leave(self, code: str, user_id: str) -> RemovalResult:
-        return _removal(await self._run("remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms()))
+        raw = await self._run(
+            "remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms(), self.instance_timeout_ms
+        )
+        return _removal(raw)
 
     async def kick(self, code: str, actor_id: str | None, target_id: str) -> RemovalResult:
-        raw = await self._run("remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms())
+        raw = await self._run(
+            "remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms(), self.instance_timeout_ms
+        )
         return _removal(raw)
+
+    # Every mutation returns (or carries) the room's seq after its effect: the
+    # WebSocket transport acknowledges a client frame with it.
 
     async def set_lock(self, code: str, actor_id: str | None, wanted: str = "toggle") -> bool:
         """``wanted`` is ``toggle``, ``lock`` or ``unlock``; returns whether the room is now locked."""
@@ -316,9 +380,11 @@ class RoomStore:
         return bool(locked), int(seq)
 
     async def transfer_host(self, code: str, actor_id: str | None, new_host_id: str) -> int:
+        """Make ``new_host_id`` the host; returns the seq of ``room:host_updated``."""
         return int(await self._run("transfer_host", code, actor_id or "", new_host_id, self.ttl_ms, now_ms()))
 
     async def close_room(self, code: str, actor_id: str | None) -> int:
+        """Close the room for everyone; returns the seq of ``room:closed``."""
         reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
         return int(await self._run("close", code, actor_id or "", reason.value))
 
@@ -359,26 +425,22 @@ class RoomStore:
 
     async def delete_state(self, code: str, actor_id: str | None, key: str, *, if_version: int | None = None) -> int:
         """Delete a state entry (host or administrator); returns the room's seq after it."""
-        raw = await self._run(
-            "state_delete", code, actor_id or "", key, "" if if_version is None else int(if_version), self.ttl_ms,
-            now_ms(),
-        )  # fmt: skip
-        return int(raw)
+        version = "" if if_version is None else int(if_version)
+        return int(await self._run("state_delete", code, actor_id or "", key, version, self.ttl_ms, now_ms()))
 
     async def get_state(self, code: str) -> dict[str, dict[str, Any]]:
-        """Every entry of a room, as an administrator sees it: key -> {value, version, visibleTo, writableBy}."""
+        """Every entry of a room, as an administrator sees it: key -> {value, version, visibleTo, writableBy, size}."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(state_key(code))
             pipe.hgetall(values_key(code))
             entries, values = await guard(pipe.execute(), self.command_timeout)
         found = {}
         for raw_key, raw_entry in entries.items():
-            key = _text(raw_key)
             value = values.get(raw_key)
             if value is None:
                 continue
             entry = json.loads(raw_entry)
-            found[key] = {
+            found[_text(raw_key)] = {
                 "value": json.loads(value),
                 "version": entry["version"],
                 "visibleTo": entry["visibleTo"],
@@ -393,9 +455,9 @@ class RoomStore:
         """Hand the host role over in rooms whose host has had no socket for ``grace_ms``.
 
         Run by every instance (like the expiry sweep): the timer lives in Redis,
-        so it survives the process that held the host's socket. Each room is one
-        script that re-checks, so concurrent sweeps change a room once.
-        Returns the codes this caller changed.
+        so it survives the process that held the host's socket (whose members the
+        reaper marks disconnected). Each room is one script that re-checks, so
+        concurrent sweeps change a room once. Returns the codes this caller changed.
         """
         now = now_ms()
         due = await guard(
@@ -403,10 +465,51 @@ class RoomStore:
         )
         changed = []
         for raw in due:
-            code = _text(raw)
-            if await self._run("host_grace", code, grace_ms, self.ttl_ms, now):
+            code = _text(raw) if isinstance(raw, bytes | str) else str(raw)  # members only, never (member, score)
+            if await self._run("host_grace", code, grace_ms, self.ttl_ms, now, self.instance_timeout_ms):
                 changed.append(code)
         return changed
+
+    async def close_if_idle(self, code: str, idle_since_ms: int) -> bool:
+        """Admin-close ``code`` if nobody is connected and it has not changed since ``idle_since_ms``.
+
+        For ``roomctl rooms close --idle-for``. The check and the close are one
+        transaction: WATCH on the room record, which every join, leave, connect,
+        disconnect and host action rewrites, then the close script (same arguments
+        as :meth:`close_room` with no actor) in MULTI/EXEC. A room that came back to
+        life in between, or is gone, is left alone: returns False.
+        """
+        async with self.client.pipeline(transaction=True) as pipe:
+            try:
+                await guard(pipe.watch(room_key(code)), self.command_timeout)
+                raw = await guard(pipe.get(room_key(code)), self.command_timeout)
+                if raw is None:
+                    return False
+                room = json.loads(raw)
+                if int(room.get("updatedAt", room["createdAt"])) > idle_since_ms:
+                    return False
+                ids = [user_key(_text(i)) for i in await guard(pipe.smembers(users_key(code)), self.command_timeout)]
+                users = await guard(pipe.mget(ids), self.command_timeout) if ids else []
+                if any(json.loads(u).get("isConnected") for u in users if u is not None):
+                    return False
+                pipe.multi()
+                await self._scripts["close"](keys=[], args=[code, "", ClosedReason.ADMIN_CLOSED.value], client=pipe)
+                (done,) = await guard(pipe.execute(raise_on_error=False), self.command_timeout)
+            except WatchError:
+                return False
+        if isinstance(done, ResponseError):  # ROOM_NOT_FOUND: expired meanwhile
+            if str(done).strip() == ErrorCode.ROOM_NOT_FOUND.value:
+                return False
+            raise done
+        return True
+
+    async def extend(self, code: str) -> int:
+        """Re-arm the room's TTL (its own ``ttlMs`` if the record has one, else the configured one).
+
+        An administrator's "keep this room"; no event, ``updatedAt`` unchanged. Returns the
+        new ``expiresAt`` (ms); ``ROOM_NOT_FOUND`` if the room is gone.
+        """
+        return int(await self._run("extend", code, self.ttl_ms, now_ms()))
 
     # -- expiry -----------------------------------------------------------
 
@@ -416,7 +519,7 @@ class RoomStore:
         due = await guard(self.client.zrangebyscore(EXPIRY_KEY, "-inf", now, start=0, num=limit), self.command_timeout)
         closed = []
         for raw in due:
-            code = _text(raw)
+            code = _text(raw) if isinstance(raw, bytes | str) else str(raw)  # members only, never (member, score)
             if await self._run("expire", code, now):
                 closed.append(code)
         return closed
@@ -481,6 +584,7 @@ def _snapshot(raw: bytes | str, state_raw: bytes | str) -> Snapshot:
         room=public_room(room, len(snapshot["users"])),
         users=snapshot["users"],
         seq=int(room["seq"]),
+        incarnation=str(room.get("incarnation") or ""),
         state=json.loads(state_raw),
     )
 

@@ -21,12 +21,23 @@ ALGORITHM = "HS256"
 
 @dataclass(frozen=True)
 class Claims:
+    """What a verified token says: who (``user_id``) may connect to which room, until
+    ``expires_at`` (epoch seconds). Membership is still to be checked in the store."""
+
     room_code: str
     user_id: str
     expires_at: int
 
 
 class TokenIssuer:
+    """Issues and verifies room tokens with one HMAC secret (``JWT_SECRET``).
+
+    Every roomd instance must share the secret (a token is used on any instance).
+    A token carries ``exp`` = issue time + room TTL; before that it stops
+    working as soon as the store no longer has the room or the member (leave,
+    kick, close, expiry), because every use also checks the store.
+    """
+
     def __init__(self, secret: str, ttl_seconds: int) -> None:
         self._secret = secret
         self._ttl = ttl_seconds
@@ -35,6 +46,11 @@ class TokenIssuer:
         return f"TokenIssuer(ttl_seconds={self._ttl})"
 
     def issue(self, room_code: str, user_id: str) -> str:
+        """A signed token for ``user_id`` in ``room_code``, valid for the room TTL.
+
+        ``jti`` (random) makes two tokens issued to the same user in the same
+        second differ, so they can be told apart in a report.
+        """
         now = int(time.time())
         claims = {
             "roomCode": room_code,

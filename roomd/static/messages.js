@@ -15,6 +15,8 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: "The server refused this request. Reload the page and try again.",
   PAYLOAD_TOO_LARGE: "That is too long. Use a shorter name.",
   RATE_LIMITED: "Too many attempts. Wait a moment and try again.",
+  UPGRADE_REQUIRED: "The server expected a live connection. Reload the page and try again.",
+  ORIGIN_NOT_ALLOWED: "This page is not allowed to connect to the server.",
   INTERNAL_ERROR: "Something went wrong on the server. Try again.",
   ROOM_CODE_GENERATION_FAILED: "No free room code right now. Try again in a moment.",
   REDIS_UNAVAILABLE: "The server is having trouble. Try again shortly.",

@@ -13,11 +13,11 @@ import math
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from tornado.web import HTTPError, RequestHandler, stream_request_body
+from tornado.web import HTTPError, StaticFileHandler, stream_request_body
 
 from roomd import protocol
 from roomd.domain import roomcodes
-from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.errors import StoreUnavailable
 from roomd.domain.names import clean_display_name
 from roomd.domain.store import Membership, RoomOptions
 from roomd.domain.tokens import bearer_token
@@ -25,36 +25,18 @@ from roomd.protocol import ErrorCode
 from roomd.transport.client_address import client_address
 from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
-from roomd.transport.request_ids import request_id
+from roomd.transport.responses import ApiError, JsonErrors
+
+__all__ = ["ApiError", "JsonHandler", "StaticFiles"]
 
 log = logging.getLogger("roomd.http")
 
-_STATUS_CODES = {
-    400: ErrorCode.INVALID_BODY,
-    401: ErrorCode.UNAUTHORIZED,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
-    413: ErrorCode.PAYLOAD_TOO_LARGE,
-    429: ErrorCode.RATE_LIMITED,
-    503: ErrorCode.REDIS_UNAVAILABLE,
-}
-
-
-class ApiError(HTTPError):
-    """An HTTP error with a protocol error code."""
-
-    def __init__(
-        self, code: ErrorCode, message: str | None = None, status: int | None = None, retry_after: int | None = None
-    ) -> None:
-        super().__init__(status or code.http_status)
-        self.error_code = code
-        self.error_message = message or code.message
-        self.retry_after = retry_after
-
 
 @stream_request_body
-class JsonHandler(RequestHandler):
+class JsonHandler(JsonErrors):
     """Base of every route: bounded JSON bodies, CORS, and uniform errors."""
+
+    path_error = ErrorCode.ROOM_NOT_FOUND  # the only path arguments are room codes
 
     _chunks: list[bytes]
     _size: int
@@ -86,7 +68,7 @@ class JsonHandler(RequestHandler):
         super().on_connection_close()
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Request-Id", request_id(self.request))
+        super().set_default_headers()
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         origin = self.request.headers.get("Origin")
@@ -132,11 +114,13 @@ class JsonHandler(RequestHandler):
     def json_body(self, validator: Draft202012Validator) -> dict[str, Any]:
         raw = b"".join(self._chunks)
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(ErrorCode.INVALID_BODY, "The request body is not valid JSON") from None
+            body = protocol.parse_json(raw) if raw.strip() else None
+        except protocol.InvalidJson as exc:
+            raise ApiError(ErrorCode.INVALID_BODY, f"The request body {exc}") from None
         if body is None:
             raise ApiError(ErrorCode.INVALID_BODY, "A JSON body is required")
+        if not isinstance(body, dict):
+            raise ApiError(ErrorCode.INVALID_BODY, "The request body must be a JSON object")
         problem = protocol.first_error(validator, body)
         if problem is not None:
             raise ApiError(ErrorCode.INVALID_BODY, problem)
@@ -161,41 +145,10 @@ class JsonHandler(RequestHandler):
         token = self.services.tokens.issue(membership.room_code, membership.user_id)
         self.send_json({"roomCode": membership.room_code, "token": token, "userId": membership.user_id}, 201)
 
-    def _request_summary(self) -> str:
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"  # never the query string
-
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
-        rid = request_id(self.request)
-        if isinstance(value, DomainError | StoreUnavailable | HTTPError):
-            if isinstance(value, StoreUnavailable):
-                self.services.metrics.redis_errors.inc()
-                log.warning("%s: Redis unavailable", self._request_summary(), extra={"requestId": rid})
-            return
-        log.error("%s failed", self._request_summary(), exc_info=(typ, value, tb), extra={"requestId": rid})
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            code, message, status = exc.error_code, exc.error_message, exc.status_code
-            if exc.retry_after is not None:
-                self.set_header("Retry-After", str(exc.retry_after))
-        elif isinstance(exc, DomainError):
-            code, message, status = exc.code, exc.message, exc.code.http_status
-        elif isinstance(exc, StoreUnavailable):
-            code, message, status = ErrorCode.REDIS_UNAVAILABLE, ErrorCode.REDIS_UNAVAILABLE.message, 503
-        elif status_code >= 500:
-            code, message, status = ErrorCode.INTERNAL_ERROR, ErrorCode.INTERNAL_ERROR.message, 500
-        else:
-            code = _STATUS_CODES.get(status_code, ErrorCode.INVALID_BODY)
-            message, status = code.message, status_code
-        if status == 405:
-            self.set_header("Allow", ", ".join(m for m in ("GET", "POST", "OPTIONS") if self._implements(m)))
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"statusCode": status, "code": code.value, "message": message}))
-
-    def _implements(self, method: str) -> bool:
-        return getattr(type(self), method.lower()) is not getattr(RequestHandler, method.lower())
+        if isinstance(value, StoreUnavailable):
+            self.services.metrics.redis_errors.inc()
+        super().log_exception(typ, value, tb)
 
 
 class CreateRoomHandler(JsonHandler):
@@ -260,3 +213,19 @@ class NotFoundHandler(JsonHandler):
 
     async def prepare(self) -> None:
         raise ApiError(ErrorCode.NOT_FOUND, f"No route for {self.request.path}")
+
+
+class StaticFiles(JsonErrors, StaticFileHandler):
+    """The web lobby and the JavaScript client: Tornado's static files with the documented JSON errors.
+
+    A missing file, a path outside the directory (Tornado says 403: we say 404,
+    revealing nothing) and a wrong method answer like any other route.
+    """
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        except HTTPError as exc:
+            if exc.status_code in (403, 404):
+                raise ApiError(ErrorCode.NOT_FOUND, "No such file", 404) from None
+            raise

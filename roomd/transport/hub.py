@@ -23,12 +23,22 @@ log = logging.getLogger("roomd.hub")
 
 
 class LocalSocket(Protocol):
+    """What the hub needs of a socket: its identity, and a non-blocking ``deliver``.
+
+    ``socket_id`` is unique per connection (a user who reconnects gets a new
+    one), so an old and a new socket of the same user can coexist while the
+    old one is being replaced.
+    """
+
     room_code: str
     user_id: str
     socket_id: str
 
     def deliver(self, msg: BusMessage, wire: bytes) -> None:
-        """One event for this socket's member (``to`` already applied); same bytes for all."""
+        """One event for this socket's member (``to`` already applied); ``wire`` is the frame
+        already encoded once for every recipient. Must not block or raise: the hub calls it
+        for every local member in turn, and an exception would cut delivery to the members
+        after this one."""
 
     def observe(self, seq: int) -> None:
         """The room reached ``seq`` (sent to sockets that wait for it: pending acks)."""
@@ -46,12 +56,20 @@ class _Room:
 
 
 class Hub:
+    """This process's sockets grouped by room; the bus's ``deliver`` callback.
+
+    Single-threaded (the event loop), so plain dicts suffice. ``received`` and
+    ``delivered`` are plain counters read by the metrics collector at scrape
+    time, which keeps the fan-out path free of metric calls.
+    """
+
     def __init__(self) -> None:
         self._rooms: dict[str, _Room] = {}
         self.received = 0  # bus messages for rooms with local sockets
         self.delivered = 0  # frames handed to local sockets
 
     def add(self, sock: LocalSocket) -> None:
+        """Register a socket once it may receive its room's events."""
         room = self._rooms.get(sock.room_code)
         if room is None:
             room = self._rooms[sock.room_code] = _Room()
@@ -59,6 +77,7 @@ class Hub:
         room.users.setdefault(sock.user_id, []).append(sock)
 
     def remove(self, sock: LocalSocket) -> None:
+        """Forget a socket (idempotent); a room with no local socket left is dropped."""
         room = self._rooms.get(sock.room_code)
         if room is None or room.sockets.pop(sock.socket_id, None) is None:
             return
@@ -82,19 +101,27 @@ class Hub:
             room.waiters.pop(sock.socket_id, None)
 
     def sockets(self, code: str | None = None) -> list[LocalSocket]:
+        """A copy of the local sockets of room ``code``, or of every room (safe to close while iterating)."""
         if code is not None:
             room = self._rooms.get(code)
             return list(room.sockets.values()) if room is not None else []
         return [s for room in self._rooms.values() for s in room.sockets.values()]
 
     def rooms(self) -> list[str]:
+        """Codes of the rooms with at least one local socket."""
         return list(self._rooms)
 
     def __len__(self) -> int:
+        """Local sockets, all rooms together."""
         return sum(len(room.sockets) for room in self._rooms.values())
 
     def deliver(self, code: str, message: bytes) -> None:
-        """Handle one bus message ``<meta JSON>\\n<frame JSON>`` for room ``code``."""
+        """Handle one bus message ``<meta JSON>\\n<frame JSON>`` for room ``code``.
+
+        The frame is turned into WebSocket wire bytes once and the same bytes go
+        to every local member: per-recipient encoding was the main avoidable
+        cost of fan-out. Messages for rooms without local sockets are ignored.
+        """
         room = self._rooms.get(code)
         if room is None:
             return

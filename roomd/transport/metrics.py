@@ -9,17 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-from tornado.web import RequestHandler
 
 from roomd.bus import RoomBus
 from roomd.transport.hub import Hub
+from roomd.transport.responses import JsonErrors
 
 
 class Metrics:
+    """The process's metric objects, in a private registry (not the global default).
+
+    A private registry keeps tests that build several applications in one
+    process from clashing, and keeps library metrics out of the scrape.
+    Handlers update the counters and histograms here; the live numbers of the
+    hub and bus are read by :class:`_LiveCollector` only when scraped.
+    """
+
     def __init__(self, hub: Hub, bus: RoomBus) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_latency = Histogram(
@@ -36,10 +44,27 @@ class Metrics:
         self.redis_errors = Counter(
             "roomd_redis_errors_total", "Operations that failed because Redis did not answer.", registry=self.registry
         )
+        self.connections_refused = Counter(
+            "roomd_connections_refused_total",
+            "TCP connections closed at once: over MAX_CONNECTIONS (total) or MAX_CONNECTIONS_PER_CLIENT (per_client).",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        for reason in ("total", "per_client"):
+            self.connections_refused.labels(reason)
+        self.accept_errors = Counter(
+            "roomd_accept_errors_total", "accept() failures (EMFILE, ENFILE, ...) that paused accepting briefly.",
+            ["errno"], registry=self.registry,
+        )  # fmt: skip
+        self.open_connections = Gauge(
+            "roomd_open_connections", "TCP connections open in this process (HTTP and WebSocket).",
+            registry=self.registry,
+        )  # fmt: skip
         self.registry.register(_LiveCollector(hub, bus))
 
 
 class _LiveCollector(Collector):
+    """Reads the hub's and bus's plain counters at scrape time (nothing on the hot path)."""
+
     def __init__(self, hub: Hub, bus: RoomBus) -> None:
         self.hub = hub
         self.bus = bus
@@ -60,7 +85,9 @@ class _LiveCollector(Collector):
         )
 
 
-class MetricsHandler(RequestHandler):
+class MetricsHandler(JsonErrors):
+    """``GET /metrics``; any other method answers the documented JSON 405 like every route."""
+
     async def get(self) -> None:
         metrics: Metrics = self.application.settings["metrics"]
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)

@@ -69,6 +69,7 @@ class Session:
         self.sink = sink
         self.phase = Phase.WAITING
         self.seq = 0  # the room's events up to here are reflected in what the client has
+        self.incarnation = ""  # of the room (set from the first snapshot): other incarnations' events are dropped
         self._observed = 0  # the highest room seq this process has seen (for replies)
         self._queue: list[tuple[BusMessage, bytes]] = []
         self._resync_wanted = False
@@ -82,6 +83,8 @@ class Session:
         """A live bus event for this member (the hub has applied ``to``)."""
         phase = self.phase
         if phase is Phase.LIVE:
+            if msg.inc is not None and msg.inc != self.incarnation:
+                return  # an event of another room that had the same code (see the create script)
             seq = msg.seq
             if seq is not None:
                 if seq <= self.seq:
@@ -107,6 +110,8 @@ class Session:
 
     def _emit(self, msg: BusMessage, wire: bytes, *, replay: bool) -> None:
         """The slow path: ``msg`` may be for someone else (replay), direct, closing or resyncing."""
+        if msg.inc is not None and msg.inc != self.incarnation:
+            return
         seq = msg.seq
         if seq is not None:
             if seq <= self.seq:

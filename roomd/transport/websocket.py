@@ -5,16 +5,29 @@ events), subscribe to the room, run the connect script (which returns the
 ``room:state`` snapshot and its sequence number, or with ``?since=`` the
 events missed since then), send it, then the buffered events newer than it.
 Events are thus never lost nor doubled between the snapshot and the live
-stream. What reaches the client and when is the :class:`Session`'s business
-(``session.py``); this handler does the I/O: handshake, Redis calls, dispatch.
+stream. What reaches the client and when (buffering, per-member filtering,
+acks, closes) is the :class:`Session`'s business (``session.py``); this
+handler does the I/O: handshake, Redis calls, dispatch.
+
+Before the upgrade, ``get`` refuses in the documented JSON what needs no
+socket: a request without an upgrade (426), and an upgrade flood (429, counted
+per client address and per user in the shared Redis throttle).
+
+Client frames are rate-checked, parsed and validated the moment they are read
+(``on_message`` never awaits, so Tornado keeps reading while Redis is slow);
+valid ones then run one at a time, in order, from a small per-socket queue. A
+Redis stall therefore delays answers but never turns a polite client's queued
+frames into a burst that the token bucket would punish.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import logging
+import math
 import secrets
+from collections import deque
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -25,13 +38,15 @@ from roomd import protocol
 from roomd.bus import BusMessage
 from roomd.domain.errors import DomainError, StoreUnavailable
 from roomd.domain.store import Replaced, Resumed, Snapshot
-from roomd.domain.tokens import bearer_token
+from roomd.domain.tokens import Claims, bearer_token
 from roomd.protocol import CloseCode, ErrorCode
 from roomd.transport import frames
+from roomd.transport.client_address import client_address
 from roomd.transport.commands import Caller, Command
 from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
 from roomd.transport.rate import TokenBucket
+from roomd.transport.responses import ApiError, JsonErrors
 from roomd.transport.session import Session
 
 log = logging.getLogger("roomd.ws")
@@ -43,13 +58,9 @@ _CONNECT_CLOSE = {
 }
 
 
-_UNSEEN = object()
-CLOSE_GRACE = 2.0  # seconds a decided close waits for the replies of the member's own commands
+QUEUE_FRAMES = 32  # valid frames waiting for Redis per socket; more are answered REDIS_UNAVAILABLE at once
+CLOSE_GRACE = 2.0  # seconds a decided close waits for the replies to the member's own frames
 MAX_SINCE_DIGITS = 15
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json would accept them
 
 
 def _state_frame(snapshot: Snapshot) -> bytes:
@@ -64,15 +75,24 @@ def _parse_since(raw: str | None) -> int | None:
     return int(raw)
 
 
-class RoomSocket(WebSocketHandler):
+# A frame accepted for its handler: the command, its data, and what its answers echo (id, event).
+_Job = tuple[Command, dict[str, Any], str | int | None, str]
+
+
+class RoomSocket(JsonErrors, WebSocketHandler):
     room_code: str = ""
     user_id: str = ""
     socket_id: str = ""
+    session: Session | None = None  # created once the token names the member
+    # Set per socket only while needed (class defaults keep idle sockets small).
+    _token: str | None = None
+    _claims: Claims | None = None
+    _queue: deque[_Job | bytes] | None = None  # answers and jobs, in the order their frames were read
+    _worker: asyncio.Task[None] | None = None
 
     def initialize(self, services: Services, commands: dict[str, Command]) -> None:
         self.services = services
         self.commands = commands
-        self.session: Session | None = None  # created once the token names the member
         self._subscribed = False
         self._connected = False
         self._closed = False  # set by on_close, which may run while open() awaits Redis
@@ -81,8 +101,77 @@ class RoomSocket(WebSocketHandler):
 
     # -- handshake ----------------------------------------------------------
 
-    def _request_summary(self) -> str:
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"  # never ?token=
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Refuse, before the upgrade and in the documented JSON, what should not get a socket.
+
+        A request that is not an upgrade answers 426 ``UPGRADE_REQUIRED``.
+        Upgrades are counted per client address (WS_CONNECT_LIMIT) and per user
+        (WS_CONNECT_USER_LIMIT) per THROTTLE_TTL_MS in the throttle all
+        instances share: past either, 429 ``RATE_LIMITED`` with Retry-After. Each
+        accepted upgrade can cost the room one ``user:connected`` and one
+        ``user:disconnected``, so the per-user budget also bounds the presence
+        frames a reconnecting member can make its room receive. A bad token is
+        not refused here: it gets its error frame and close code 4401 after the
+        upgrade, which browsers can see (they cannot see an HTTP status).
+        """
+        headers = self.request.headers
+        connection = {part.strip().lower() for part in headers.get("Connection", "").split(",")}
+        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+            raise ApiError(ErrorCode.UPGRADE_REQUIRED)
+        self._token = bearer_token(headers.get("Authorization")) or self._query_token()
+        if not self.services.draining:  # a draining server answers with 1001 after the upgrade
+            await self._throttle_upgrade()
+        await super().get(*args, **kwargs)
+
+    async def _throttle_upgrade(self) -> None:
+        services = self.services
+        s = services.settings
+        scope, limit = "client address", s.ws_connect_limit
+        try:
+            verdict = await services.throttle.hit(f"ws:{client_address(self.request, s.trust_proxy)}", limit)
+            if verdict.allowed:
+                try:
+                    claims = self._verify()
+                except DomainError:
+                    return  # answered after the upgrade (4401); the address budget still counted it
+                scope, limit = "user", s.ws_connect_user_limit
+                verdict = await services.throttle.hit(f"wsu:{claims.user_id}", limit)
+        except StoreUnavailable:
+            services.metrics.redis_errors.inc()
+            raise ApiError(ErrorCode.REDIS_UNAVAILABLE) from None
+        if not verdict.allowed:
+            services.metrics.rate_limited.labels("ws_connect").inc()
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                f"At most {limit} WebSocket connections per {scope} per {s.throttle_ttl_ms} ms; retry later",
+                retry_after=max(1, math.ceil(verdict.retry_after_ms / 1000)),
+            )
+
+    def _query_token(self) -> str | None:
+        try:
+            return self.get_query_argument("token", None)
+        except ApiError:
+            return "not UTF-8"  # a malformed token: refused like any other (4401) after the upgrade
+
+    def _verify(self) -> Claims:
+        """The token's claims (verified once per socket), or DomainError(UNAUTHORIZED)."""
+        if self._claims is None:
+            self._claims = self.services.tokens.verify(self._token)
+        return self._claims
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
+        """Tornado's own refusals of a handshake are plain text: answer them in the documented JSON.
+
+        Tornado's ``get`` refuses a cross-origin upgrade with 403 and missing
+        ``Sec-WebSocket-*`` headers with 400 or 426 by setting a status and
+        finishing; once upgraded, ``finish`` is no longer reachable.
+        """
+        status = self.get_status()
+        if status >= 400 and not self._json_error_sent:
+            code = ErrorCode.ORIGIN_NOT_ALLOWED if status == 403 else ErrorCode.UPGRADE_REQUIRED
+            self.clear()
+            return self.send_json_error(code.http_status, code, code.message)
+        return super().finish(chunk)
 
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.services.settings.cors_origins, self.request.host)
@@ -91,23 +180,37 @@ class RoomSocket(WebSocketHandler):
         return None  # broadcasts are pre-framed once; compression would be per socket
 
     async def open(self, *args: str, **kwargs: str) -> None:
+        try:
+            await self._attach()
+        except Exception:  # never Tornado's abort (1006, and its log line with the URI)
+            log.exception("connect failed (room %s)", self.room_code or "-")
+            self._fail(ErrorCode.UNKNOWN_ERROR, CloseCode.INTERNAL_ERROR, ErrorCode.UNKNOWN_ERROR.message)
+
+    async def _attach(self) -> None:
+        """Verify, subscribe, mark connected, send ``room:state`` (``open`` wraps it in a catch-all)."""
         services = self.services
         if services.draining:
             self.close(CloseCode.GOING_AWAY, CloseCode.GOING_AWAY.name)
             return
-        token = bearer_token(self.request.headers.get("Authorization")) or self.get_query_argument("token", None)
         try:
-            claims = services.tokens.verify(token)
+            claims = self._verify()
         except DomainError as exc:
             self._fail(exc.code, CloseCode.UNAUTHORIZED, exc.message)
             return
+        finally:
+            self.__dict__.pop("_token", None)  # back to the class default: the socket keeps no copy
         self.room_code, self.user_id = claims.room_code, claims.user_id
         self.socket_id = secrets.token_hex(8)
-        self.session = Session(self.user_id, self.socket_id, self)
-        since = _parse_since(self.get_query_argument("since", None))
+        self.session = session = Session(self.user_id, self.socket_id, self)
+        try:
+            since = _parse_since(self.get_query_argument("since", None))
+        except ApiError:
+            since = None  # not UTF-8: ignored like any malformed since
         stream = self.ws_connection.stream if self.ws_connection else None
         if stream is not None:
             stream.set_nodelay(True)
+            # A verified member no longer counts against its address's cap (roomd/listener.py).
+            getattr(stream.socket, "mark_authenticated", lambda: None)()
         services.hub.add(self)
         try:
             await services.bus.acquire(self.room_code)
@@ -132,11 +235,12 @@ class RoomSocket(WebSocketHandler):
         if self._closed:  # the peer left during the connect script: undo the presence it set
             services.spawn(self._mark_disconnected())
             return
+        session.incarnation = first.incarnation
         if isinstance(first, Resumed):
             resumed = frames.encode("room:resumed", {"since": first.since, "seq": first.seq})
-            self.session.apply_resumed(resumed, first.messages, first.seq)
+            session.apply_resumed(resumed, first.messages, first.seq)
         else:
-            self.session.apply_snapshot(_state_frame(first), first.seq)
+            session.apply_snapshot(_state_frame(first), first.seq)
 
     async def resync(self) -> None:
         """Send a fresh ``room:state`` after the bus may have lost events (pub/sub reconnect)."""
@@ -159,6 +263,12 @@ class RoomSocket(WebSocketHandler):
             if self.session is not None:
                 self.session.apply_snapshot(_state_frame(snapshot), snapshot.seq)
 
+    def _fail(self, code: ErrorCode, close_code: CloseCode, message: str) -> None:
+        if self.session is not None:
+            self.session.closed()
+        self._send(frames.error(code.value, message))
+        self.close(close_code, code.value)
+
     # -- the session's sink ------------------------------------------------------
 
     def write_wire(self, wire: bytes) -> None:
@@ -176,12 +286,6 @@ class RoomSocket(WebSocketHandler):
 
     def wait_for_room(self, waiting: bool) -> None:
         self.services.hub.wait(self, waiting)
-
-    def _fail(self, code: ErrorCode, close_code: CloseCode, message: str) -> None:
-        if self.session is not None:
-            self.session.closed()
-        self._send(frames.error(code.value, message))
-        self.close(close_code, code.value)
 
     # -- bus events -----------------------------------------------------------
 
@@ -231,77 +335,132 @@ class RoomSocket(WebSocketHandler):
 
     # -- client frames --------------------------------------------------------
 
-    async def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> None:
+        """Judge a frame the moment it is read; never await (Tornado reads no further until this returns).
+
+        The token bucket thus sees the client's own sending rate even while
+        Redis is stalled; handlers run later, one at a time, in ``_drain``. No
+        exception leaves this method: Tornado would abort the socket (1006) and
+        log the request's URI, ``?token=`` included.
+        """
+        try:
+            self._judge(message)
+        except Exception:
+            log.exception("a client frame could not be handled (room %s)", self.room_code or "-")
+            self._answer(frames.error(ErrorCode.UNKNOWN_ERROR.value, ErrorCode.UNKNOWN_ERROR.message))
+
+    def _judge(self, message: str | bytes) -> None:
         if not self._bucket.take():
             self.services.metrics.rate_limited.labels("ws").inc()
             if self._bucket.flooding:
                 self._fail(ErrorCode.RATE_LIMITED, CloseCode.RATE_LIMITED, "Too many messages; closing")
             else:
-                self._reply(frames.error(ErrorCode.RATE_LIMITED.value, "Too many messages; slow down"))
+                self._answer(frames.error(ErrorCode.RATE_LIMITED.value, "Too many messages; slow down"))
             return
         if isinstance(message, bytes):
-            self._reply(frames.error(ErrorCode.INVALID_MESSAGE.value, "Frames must be JSON text frames"))
+            self._answer(frames.error(ErrorCode.INVALID_MESSAGE.value, "Frames must be JSON text frames"))
             return
         try:
-            frame = json.loads(message, parse_constant=_no_constant)
-        except ValueError:
-            self._reply(frames.error(ErrorCode.INVALID_MESSAGE.value, "The frame is not valid JSON"))
+            frame = protocol.parse_json(message)
+        except protocol.InvalidJson as exc:
+            self._answer(frames.error(ErrorCode.INVALID_MESSAGE.value, f"The frame {exc}"))
             return
         if not isinstance(frame, dict):
-            self._reply(frames.error(ErrorCode.INVALID_MESSAGE.value, "A frame must be a JSON object"))
+            self._answer(frames.error(ErrorCode.INVALID_MESSAGE.value, "A frame must be a JSON object"))
             return
         msg_id = frame.get("id")
         if isinstance(msg_id, bool) or not isinstance(msg_id, str | int):
             msg_id = None
         event = frame.get("event")
         if not isinstance(event, str):
-            self._reply(frames.error(ErrorCode.INVALID_MESSAGE.value, "event: must be a string", msg_id=msg_id))
+            self._answer(frames.error(ErrorCode.INVALID_MESSAGE.value, "event: must be a string", msg_id=msg_id))
             return
         command = self.commands.get(event)
         if command is None:
-            self._reply(frames.error(ErrorCode.UNKNOWN_EVENT.value, f"Unknown event {event[:64]!r}", msg_id=msg_id,
-                                    event=event[:64]))  # fmt: skip
+            self._answer(frames.error(ErrorCode.UNKNOWN_EVENT.value, f"Unknown event {event[:64]!r}", msg_id=msg_id,
+                                      event=event[:64]))  # fmt: skip
             return
         # The event's schema validates the whole frame (envelope included), compiled at start.
-        problem = command.verdicts.get(message, _UNSEEN)
-        if problem is _UNSEEN:
+        verdicts = command.verdicts
+        if message in verdicts:
+            problem = verdicts[message]
+        else:
             problem = protocol.first_error(command.validator, frame)
             command.remember(message, problem)
         if problem is not None:
-            self._reply(frames.error(ErrorCode.INVALID_MESSAGE.value, problem, msg_id=msg_id, event=event))
+            self._answer(frames.error(ErrorCode.INVALID_MESSAGE.value, problem, msg_id=msg_id, event=event))
             return
+        queue = self._queue
+        if queue is not None and len(queue) >= QUEUE_FRAMES:
+            # Only a Redis stall backs the queue up this far (the bucket bounds what comes in):
+            # answer now rather than hold unbounded work or stop reading.
+            self._reply(frames.error(ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message,
+                                     msg_id=msg_id, event=event))  # fmt: skip
+            return
+        self._enqueue((command, frame.get("data") or {}, msg_id, event))
+
+    def _answer(self, payload: bytes) -> None:
+        """Send an answer to a frame after the answers still owed to earlier frames (order preserved)."""
+        if self._queue and len(self._queue) < QUEUE_FRAMES:
+            self._enqueue(payload)
+        else:
+            self._reply(payload)
+
+    def _reply(self, payload: bytes) -> None:
+        """An answer to a client frame, behind the acks still waiting for their events (session)."""
+        if self.session is not None:
+            self.session.reply(payload)
+        else:
+            self._send(payload)
+
+    def _enqueue(self, item: _Job | bytes) -> None:
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(item)
+        if self._worker is None:
+            self._worker = self.services.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        """Run queued handlers one at a time, in the order their frames were read."""
+        queue = self._queue
+        try:
+            while queue:
+                item = queue[0]
+                if isinstance(item, bytes):
+                    self._reply(item)
+                else:
+                    await self._run(*item)
+                queue.popleft()
+        finally:
+            self._worker = None
+            if not queue:
+                self._queue = None  # idle sockets hold no queue
+
+    async def _run(self, command: Command, data: dict[str, Any], msg_id: str | int | None, event: str) -> None:
+        """Run one handler; answer ``ack {id, seq}`` (after the frames up to seq this member receives) or an error."""
         session = self.session
         if session is None:
             return
         session.command_started()
         try:
-            seq = await command.handler(
-                self.services.store, Caller(self.room_code, self.user_id), frame.get("data") or {}
-            )
+            seq = await command.handler(self.services.store, Caller(self.room_code, self.user_id), data)
             if msg_id is not None:
-                session.reply(frames.ack(msg_id, seq), seq)  # after the frames up to seq this member receives
+                session.reply(frames.ack(msg_id, seq), seq)
         except DomainError as exc:
-            self._reply(frames.error(exc.code.value, exc.message, msg_id=msg_id, event=event, extra=exc.data))
+            session.reply(frames.error(exc.code.value, exc.message, msg_id=msg_id, event=event, extra=exc.data))
         except StoreUnavailable:
-            self._reply(
+            session.reply(
                 frames.error(
                     ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message, msg_id=msg_id, event=event
                 )
             )
         except Exception:
             log.exception("event %s failed (room %s)", event, self.room_code)
-            self._reply(
+            session.reply(
                 frames.error(ErrorCode.UNKNOWN_ERROR.value, ErrorCode.UNKNOWN_ERROR.message, msg_id=msg_id, event=event)
             )
         finally:
             session.command_finished()
-
-    def _reply(self, payload: bytes) -> None:
-        """An answer to a client frame: in order with the acks still waiting for their events."""
-        if self.session is not None:
-            self.session.reply(payload)
-        else:
-            self._send(payload)
 
     # -- teardown -------------------------------------------------------------
 
@@ -316,11 +475,29 @@ class RoomSocket(WebSocketHandler):
         if self._connected:
             services.spawn(self._mark_disconnected())
 
+    @property
+    def registered(self) -> bool:
+        """Connected in Redis through this socket (its connect script ran) and still open."""
+        return self._connected and not self._closed
+
     async def _mark_disconnected(self) -> None:
-        try:
-            await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
-        except StoreUnavailable:
-            log.warning("could not mark a user disconnected: Redis unavailable")
+        """Retried with capped back-off while Redis is unavailable: a lost disconnect is a ghost.
+
+        A draining instance stops retrying (the drain retires its socket index, or other
+        instances reap it); the periodic reconciliation would also heal what this misses.
+        """
+        delay = 0.1
+        while True:
+            try:
+                await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
+                return
+            except StoreUnavailable:
+                if delay == 0.1:
+                    log.warning("could not mark a user disconnected: Redis unavailable; retrying")
+                if self.services.draining:
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def resync_rooms(services: Services, rooms: list[str]) -> None:

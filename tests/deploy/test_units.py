@@ -7,16 +7,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.processes import ROOT, RoomdProcess
+from tests.support.notify import NotifySocket
+from tests.support.processes import ROOT, RoomdProcess, free_port
 
 ROOMD_BIN = Path(sys.executable).with_name("roomd")
 
@@ -58,8 +57,12 @@ def test_units_pass_systemd_analyze_verify(source: str, instance: str, tmp_path:
 def test_units_are_notify_restartable_and_sandboxed(name: str) -> None:
     unit = _unit(name)
     assert unit["Type"] == ["notify"]
+    assert unit["NotifyAccess"] == ["main"]  # the --workers supervisor alone notifies
     assert unit["EnvironmentFile"] == ["/etc/roomd/roomd.env"]
     assert unit["Restart"] == ["on-failure"]
+    assert unit["RestartPreventExitStatus"] == ["2"]  # configuration errors: no restart loop
+    watchdog = int(re.fullmatch(r"(\d+)s", unit["WatchdogSec"][0]).group(1))
+    assert watchdog * 1000 > 2 * 5_000 + 5_000  # above 2 x the default REDIS_COMMAND_TIMEOUT, with margin
     stop = int(re.fullmatch(r"(\d+)s", unit["TimeoutStopSec"][0]).group(1))
     assert stop * 1000 > 10_000  # above the default SHUTDOWN_TIMEOUT_MS
     assert int(unit["LimitNOFILE"][0]) >= 65536
@@ -99,29 +102,18 @@ def test_dockerfile() -> None:
     assert "ROOMD_ENV=production" in (ROOT / "Dockerfile").read_text()
 
 
-def _notify_socket() -> tuple[socket.socket, str]:
-    path = os.path.join(tempfile.mkdtemp(prefix="roomd-notify-"), "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(20)
-    return sock, path
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 async def test_readiness_and_stopping_are_notified(spawn_roomd, workers: str) -> None:
-    sock, path = _notify_socket()
+    """More in tests/e2e/test_process_lifecycle.py: READY waits for Redis, the watchdog, failures."""
+    sock = NotifySocket()
     try:
-        env = {"NOTIFY_SOCKET": path, "WORKERS": workers}
-        if workers != "1":
-            from tests.support.processes import free_port
-
-            env["PORT"] = str(free_port())
-        server: RoomdProcess = spawn_roomd(wait=False, **env)
-        message = await asyncio.to_thread(sock.recv, 256)
-        assert message == b"READY=1"
+        server: RoomdProcess = spawn_roomd(wait=False, NOTIFY_SOCKET=sock.path, WORKERS=workers, PORT=str(free_port()))
+        ready = await asyncio.to_thread(sock.next_state)
+        assert ready.state == b"READY=1" and ready.pid == server.process.pid  # NotifyAccess=main
         server.wait_healthy()  # ready means listening and able to answer
         server.signal(signal.SIGTERM)
-        assert await asyncio.to_thread(sock.recv, 256) == b"STOPPING=1"
+        stopping = await asyncio.to_thread(sock.next_state)
+        assert stopping.state == b"STOPPING=1" and stopping.pid == server.process.pid
         assert await asyncio.to_thread(server.process.wait, 20) == 0
     finally:
         sock.close()

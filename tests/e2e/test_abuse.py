@@ -68,6 +68,8 @@ async def test_websocket_origin_is_checked(spawn_roomd) -> None:
     with pytest.raises(HTTPClientError) as refused:
         await Socket.connect(server.ws, host["token"], headers={"Origin": "https://evil.example"})
     assert refused.value.code == 403
+    assert refused.value.response is not None  # the documented JSON, not Tornado's plain text
+    assert json.loads(refused.value.response.body)["code"] == "ORIGIN_NOT_ALLOWED"
     ok = await Socket.connect(server.ws, host["token"], headers={"Origin": "https://games.example"})
     await ok.expect("room:state")
     ok.close()
@@ -133,3 +135,95 @@ async def test_oversized_headers_are_refused(api: Api, roomd: RoomdProcess) -> N
     reply = await asyncio.to_thread(send_big_headers)
     assert not reply.startswith(b"HTTP/1.1 200")  # dropped before any handler ran
     assert (await http(api.base, "GET", "/health")).status == 200
+
+
+async def _connect_or_refusal(url: str, token: str) -> Socket | HTTPClientError:
+    try:
+        return await Socket.connect(url, token, query=True)
+    except HTTPClientError as refused:
+        return refused
+
+
+def _assert_429(refused: HTTPClientError, scope: str) -> None:
+    """Refused before the upgrade, in the documented JSON, with Retry-After."""
+    assert refused.code == 429, refused
+    assert refused.response is not None
+    body = json.loads(refused.response.body)
+    assert body["statusCode"] == 429 and body["code"] == "RATE_LIMITED" and scope in body["message"], body
+    assert 1 <= int(refused.response.headers["Retry-After"]) <= 3600
+    assert refused.response.headers.get("X-Request-Id")
+
+
+async def test_upgrade_flood_is_refused_and_the_room_sees_bounded_presence(spawn_roomd, redis_client) -> None:
+    # A long window: the whole test sits in one throttle window (counts are exact).
+    server: RoomdProcess = spawn_roomd(WS_CONNECT_LIMIT="14", WS_CONNECT_USER_LIMIT="3", THROTTLE_TTL_MS="3600000")
+    api = Api(server.http)
+    host = await api.create("Host")
+    flood = await api.join(host["roomCode"], "Flood")
+    other = await api.join(host["roomCode"], "Other")
+    hs = await Socket.connect(server.ws, host["token"])  # 1 upgrade from this address
+    await hs.expect("room:state")
+    outcomes: list[int] = []
+    for _ in range(10):  # a connect/close loop with one token
+        got = await _connect_or_refusal(server.ws, flood["token"])
+        if isinstance(got, HTTPClientError):
+            _assert_429(got, "per user")
+            outcomes.append(got.code)
+            continue
+        await got.expect("room:state")
+        got.close()
+        outcomes.append(101)
+    assert outcomes == [101] * 3 + [429] * 7
+    # The marker: every presence frame the loop caused was published before this toggle.
+    await hs.send("room:toggle_lock")
+    await hs.expect("room:lock_toggled")
+    presence = [f for f in hs.received if f["event"] in ("user:connected", "user:disconnected")]
+    assert all(f["data"]["user"]["id"] == flood["userId"] for f in presence)
+    assert sum(f["event"] == "user:connected" for f in presence) == 3
+    assert len(presence) <= 2 * 3, presence  # at most one connect and one disconnect per accepted upgrade
+    # The address budget (14) is shared by every token: 1 + 10 counted so far.
+    for _ in range(3):
+        got = await _connect_or_refusal(server.ws, other["token"])
+        assert isinstance(got, Socket), got
+        await got.expect("room:state")
+        got.close()
+    refused = await _connect_or_refusal(server.ws, other["token"])
+    assert isinstance(refused, HTTPClientError)
+    _assert_429(refused, "per client address")
+    await hs.send("room:toggle_lock")  # the connected member is untouched
+    assert await hs.expect("room:lock_toggled") == {"isLocked": False}
+
+
+async def test_a_polite_client_survives_a_redis_stall(spawn_roomd, private_redis) -> None:
+    """Frames sent at half WS_RATE_LIMIT while Redis is paused are all handled after it, in order, socket open.
+
+    Before: the first frame awaited Redis, Tornado read nothing more, and after the
+    stall the queued frames were charged at once (4 frames in 1 ms) and the socket closed with 4429.
+    """
+    redis = private_redis()
+    server: RoomdProcess = spawn_roomd(
+        redis.url, WS_RATE_LIMIT="4", WS_RATE_BURST="2", REDIS_COMMAND_TIMEOUT="30000", WS_PING_INTERVAL="0"
+    )
+    host = await Api(server.http).create("Host")
+    hs = await Socket.connect(server.ws, host["token"])
+    await hs.expect("room:state")
+    frames = 8
+    redis.pause()
+    try:
+        for i in range(frames):  # 2 frames/s for 4 s: half the limit
+            await hs.send("room:toggle_lock", msg_id=i)
+            await asyncio.sleep(0.5)
+    finally:
+        redis.resume()
+    states, acked = [], []
+    while len(acked) < frames:
+        frame = await hs.next_event(timeout=30)
+        if frame["event"] == "ack":  # each after its own event
+            acked.append(frame["data"]["id"])
+            continue
+        assert frame["event"] == "room:lock_toggled", frame  # no RATE_LIMITED, no error, no close
+        states.append(frame["data"]["isLocked"])
+    assert states == [True, False] * (frames // 2) and acked == list(range(frames))
+    await hs.send("room:toggle_lock")
+    assert await hs.expect("room:lock_toggled") == {"isLocked": True}
+    assert hs.close_code is None

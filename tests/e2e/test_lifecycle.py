@@ -115,10 +115,10 @@ async def test_workers_share_the_port(spawn_roomd, redis_client) -> None:
     server: RoomdProcess = spawn_roomd(WORKERS="2", PORT=port)
     for _ in range(100):
         instances = await redis_client.zrange("roomd:instances", 0, -1)
-        if len([i for i in instances if i.endswith(f":{port}".encode())]) == 2:
+        if len([i for i in instances if f":{port}:".encode() in i]) == 2:  # host:pid:port:random
             break
         await asyncio.sleep(0.1)
-    pids = {i.split(b":")[1] for i in instances if i.endswith(f":{port}".encode())}
+    pids = {i.split(b":")[1] for i in instances if f":{port}:".encode() in i}
     assert len(pids) == 2  # two processes answer on one port
     api = Api(server.http)
     host = await api.create("Ana")

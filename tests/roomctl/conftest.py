@@ -17,15 +17,15 @@ CLEAN_ENV: dict[str, str | None] = {
     name: None
     for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "ROOMCTL_REDIS_URL", "STATE_DIR", "FORCE_COLOR",
                  "TTY_COMPATIBLE", "NO_COLOR", "ROOM_TTL_SECONDS", "ROOM_CODE_ALPHABET", "ROOM_CODE_LENGTH",
-                 "ROOM_MAX_USERS", "ROOMD_ENV")
+                 "ROOM_MAX_USERS", "ROOMD_ENV", "ROOMCTL_ENV_FILE")
 }  # fmt: skip
 
 Roomctl = Callable[..., Awaitable[Result]]
 
 
 def invoke(*args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
-    """roomctl with no .env file and a clean environment (CliRunner restores the variables afterwards)."""
-    return CliRunner().invoke(cli, ["--env-file", "/nonexistent/.env", *args], input=input,
+    """roomctl with no environment file and a clean environment (CliRunner restores the variables afterwards)."""
+    return CliRunner().invoke(cli, ["--env-file", "", *args], input=input,
                               env={**CLEAN_ENV, **(env or {})}, prog_name="roomctl")  # fmt: skip
 
 

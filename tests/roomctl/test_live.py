@@ -23,7 +23,7 @@ ENV = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV and k != "PYTHO
 
 async def roomctl(redis: RedisServer, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        ROOMCTL, "--env-file", "/nonexistent/.env", "--redis-url", redis.url, *args, env=ENV,
+        ROOMCTL, "--env-file", "", "--redis-url", redis.url, *args, env=ENV,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
@@ -35,7 +35,7 @@ async def roomctl(redis: RedisServer, *args: str) -> tuple[int, str]:
 async def following(redis: RedisServer, code: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """``roomctl events CODE --json`` as a process, yielded once it is subscribed; killed if still running."""
     proc = await asyncio.create_subprocess_exec(
-        ROOMCTL, "--redis-url", redis.url, "events", code, "--json", env=ENV,
+        ROOMCTL, "--env-file", "", "--redis-url", redis.url, "events", code, "--json", env=ENV,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -53,12 +54,36 @@ async def test_rooms_closed_between_pages_do_not_hide_others(redis_client: aiore
     assert [r.room["code"] for r in (await overview.list_rooms(2, first.next_cursor)).rooms] == ["B", "A"]
 
 
-async def test_expired_entries_are_pruned_and_the_page_filled(redis_client: aioredis.Redis) -> None:
+async def test_expired_entries_are_skipped_not_deleted_and_the_page_filled(redis_client: aioredis.Redis) -> None:
     await put_rooms(redis_client, {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5})
-    await redis_client.delete("room:E", "room:C")  # expired; their index entries linger
+    await redis_client.delete("room:E", "room:C")  # expired; their index entries linger until roomd's sweep
     page = await Overview(redis_client).list_rooms(2)
     assert [r.room["code"] for r in page.rooms] == ["D", "B"] and page.next_cursor == encode_cursor((2, "B"))
-    assert await redis_client.zrevrange(INDEX_KEY, 0, -1) == [b"D", b"B", b"A"]
+    assert await redis_client.zrevrange(INDEX_KEY, 0, -1) == [b"E", b"D", b"C", b"B", b"A"]  # read-only
+
+
+async def test_filtered_pages_continue_after_the_last_room_examined(redis_client: aioredis.Redis) -> None:
+    await put_rooms(redis_client, {f"R{n}": n for n in range(10)})
+    even = await walk_filtered(Overview(redis_client), 2, lambda s: int(s.room["code"][1:]) % 2 == 0)
+    assert even == [["R8", "R6"], ["R4", "R2"], ["R0"]]
+
+
+async def walk_filtered(overview: Overview, limit: int, where) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        page = await overview.list_rooms(limit, cursor, where)
+        pages.append([r.room["code"] for r in page.rooms])
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+async def test_codes_for_completion(redis_client: aioredis.Redis) -> None:
+    await put_rooms(redis_client, {"KXQD": 1, "KXAB": 3, "ZZZZ": 2})
+    overview = Overview(redis_client)
+    assert await overview.codes_starting_with("KX", 10) == ["KXAB", "KXQD"]  # newest first
+    assert await overview.codes_starting_with("", 2) == ["KXAB", "ZZZZ"]
+    assert await overview.codes_starting_with("K*", 10) == []  # never a pattern
 
 
 def test_cursor_round_trip_and_rejects() -> None:
@@ -66,3 +91,37 @@ def test_cursor_round_trip_and_rejects() -> None:
     for bad in ("", "12", "x.KXQD", "12.", "12.K:users"):
         with pytest.raises(ValueError):
             parse_cursor(bad)
+
+
+async def test_overview_works_under_a_read_only_acl(private_redis, tmp_path) -> None:
+    """A monitoring user limited to read commands can list, show, find and count, with expired entries around."""
+    from roomd.domain.store import RoomStore, make_redis_client
+    from tests.roomctl.conftest import as_json, invoke
+
+    server = private_redis()
+    admin = make_redis_client(server.url, command_timeout=5)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "monitor", "on", ">pw", "~*", "&*", "+@read", "+@connection",
+                                    "+@pubsub", "-@write", "-@admin", "-@dangerous")  # fmt: skip
+        store = RoomStore(admin, ttl_seconds=600)
+        host = await store.create_room("Ana")
+        player = await store.join_room(host.room_code, "Bob")
+        gone = await store.create_room("Gone")
+        await admin.delete(f"room:{gone.room_code}")  # expired, not yet swept: its index entry lingers
+        url = server.url.replace("redis://", "redis://monitor:pw@")
+
+        async def ctl(*args: str):
+            return await asyncio.to_thread(invoke, "--redis-url", url, *args)
+
+        listed = as_json(await ctl("rooms", "list", "--json"))
+        assert [r["code"] for r in listed["rooms"]] == [host.room_code]
+        assert as_json(await ctl("rooms", "list", "--json", "--empty"))["rooms"][0]["code"] == host.room_code
+        assert as_json(await ctl("stats", "--json"))["members"] == 2
+        assert as_json(await ctl("rooms", "show", host.room_code, "--json"))["room"]["memberCount"] == 2
+        assert as_json(await ctl("users", "show", player.user_id, "--json"))["user"]["displayName"] == "Bob"
+        assert as_json(await ctl("users", "find", "bo", "--json"))["users"][0]["id"] == player.user_id
+        assert await admin.zscore(INDEX_KEY, gone.room_code) is not None  # skipped, not deleted
+        refused = await ctl("rooms", "lock", host.room_code)  # the ACL is real: writes are refused
+        assert refused.exit_code == 3 and "no permissions" in refused.stderr
+    finally:
+        await admin.aclose()

@@ -6,6 +6,7 @@ Nothing here touches the machine's shared Redis (6379).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -86,7 +87,8 @@ class RedisServer:
 class RoomdProcess:
     """``python -m roomd`` as a subprocess, configured by environment variables."""
 
-    def __init__(self, redis_url: str, **env: str) -> None:
+    def __init__(self, redis_url: str, *, nofile: int | None = None, **env: str) -> None:
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) of the process, like `ulimit -n`
         self.port = int(env["PORT"]) if "PORT" in env else free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="roomd-test-", suffix=".log")[1])
         self.env = {
@@ -98,6 +100,8 @@ class RoomdProcess:
             "PORT": str(self.port),
             "LOG_LEVEL": "INFO",
             "THROTTLE_LIMIT": "1000000",
+            "WS_CONNECT_LIMIT": "1000000",  # tests open many sockets from 127.0.0.1; test_abuse lowers them
+            "WS_CONNECT_USER_LIMIT": "1000000",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -115,10 +119,15 @@ class RoomdProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "roomd", "--env-file", "/nonexistent"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=self._limit_files if self.nofile else None,
             )  # fmt: skip
         if wait:
             self.wait_healthy()
         return self
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def wait_healthy(self, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout

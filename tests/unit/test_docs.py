@@ -57,3 +57,17 @@ def test_every_event_is_documented() -> None:
     for event in events:
         if event != "envelope":
             assert f"`{event}" in README and f"`{event}" in PROTOCOL_README, event
+
+
+def test_changelog_keeps_protocol_and_redis_layout_changes_apart() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    unreleased = changelog.split("## [Unreleased]", 1)[1].split("\n## [", 1)[0]
+    assert "### Protocol (client authors)" in unreleased
+    assert "### Redis layout (operators)" in unreleased
+
+
+def test_the_version_has_one_home_and_a_changelog_entry() -> None:
+    from roomd import __version__
+
+    assert re.search(r"version\s*=\s*[\"']\d", (ROOT / "setup.py").read_text()) is None, "setup.py reads the version"
+    assert f"## [{__version__}] - " in (ROOT / "CHANGELOG.md").read_text()

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from roomd.domain.errors import DomainError
-from roomd.domain.store import EXPIRY_KEY, INDEX_KEY, RoomStore, channel
+from roomd.domain.store import EXPIRY_KEY, INDEX_KEY, RoomStore, channel, new_user_id, now_ms
 from roomd.protocol import ErrorCode
 
 
@@ -259,3 +259,84 @@ async def test_a_thousand_concurrent_operations_queue_for_connections(redis_clie
         *(store.disconnect(host.room_code, f"user-{i}", "socket") for i in range(1000)), return_exceptions=True
     )
     assert [r for r in results if isinstance(r, BaseException)] == []
+
+
+def test_user_ids_never_begin_with_a_dash() -> None:
+    """An id typed after ``roomctl users kick CODE`` must not read as an option (about 1 in 64 did)."""
+    ids = [new_user_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids) and all(len(i) == 22 for i in ids)
+
+
+async def test_a_store_with_other_rules_keeps_the_rooms_ttl(redis_client: aioredis.Redis) -> None:
+    """roomctl built with default settings acting on a room roomd created with another TTL."""
+    roomd_store = RoomStore(redis_client, ttl_seconds=600)
+    roomctl_store = RoomStore(redis_client, ttl_seconds=60)
+    host = await roomd_store.create_room("Host")
+    player = await roomd_store.join_room(host.room_code, "P")
+    code = host.room_code
+    for action in (
+        roomctl_store.set_lock(code, None),
+        roomctl_store.transfer_host(code, None, player.user_id),
+        roomctl_store.set_lock(code, None),
+        roomctl_store.connect(code, host.user_id, "s"),
+        roomctl_store.disconnect(code, host.user_id, "s"),
+        roomctl_store.kick(code, None, host.user_id),
+    ):
+        await action
+        for key in (f"room:{code}", f"room:{code}:users", f"user:{player.user_id}"):
+            assert await redis_client.pttl(key) > 590_000, key
+        assert await redis_client.zscore(EXPIRY_KEY, code) > now_ms() + 590_000
+    late = await roomctl_store.join_room(code, "Late")
+    assert await redis_client.pttl(f"user:{late.user_id}") > 590_000
+    assert json.loads(await redis_client.get(f"room:{code}"))["ttlMs"] == 600_000  # the room's rule, in the room
+
+
+async def test_a_code_overdue_for_expiry_is_not_reused_before_the_sweep(redis_client: aioredis.Redis) -> None:
+    store = RoomStore(redis_client, ttl_seconds=600, code_alphabet="Q", code_length=1)
+    old = await store.create_room("Old")
+    first = json.loads(await redis_client.get("room:Q")).get("incarnation")
+    await redis_client.delete("room:Q")  # as if Redis expired it, before the sweep
+    await redis_client.zadd(EXPIRY_KEY, {"Q": 0})
+    with pytest.raises(DomainError) as info:
+        await store.create_room("New")
+    assert info.value.code is ErrorCode.ROOM_CODE_GENERATION_FAILED
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(channel("Q"))
+    await pubsub.get_message(timeout=1)
+    assert await store.expire_due_rooms() == ["Q"]
+    message = None
+    while message is None or message["type"] != "message":
+        message = await pubsub.get_message(timeout=2)
+        assert message is not None
+    await pubsub.aclose()
+    meta, _, frame = message["data"].partition(b"\n")
+    assert json.loads(frame) == {"event": "room:closed", "data": {"reason": "EXPIRED"}}
+    assert json.loads(meta) == {"close": {"code": 4410}, "inc": first}  # for the old room's sockets only
+    assert await redis_client.get(f"user:{old.user_id}") is None
+    new = await store.create_room("New")
+    assert new.room_code == "Q"
+    assert json.loads(await redis_client.get("room:Q"))["incarnation"] not in ("", first)
+
+
+async def test_every_event_carries_the_rooms_incarnation(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host")
+    snapshot = await store.connect(host.room_code, host.user_id, "s")
+    assert len(snapshot.incarnation) == 16
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(channel(host.room_code))
+    await pubsub.get_message(timeout=1)
+    player = await store.join_room(host.room_code, "P")
+    await store.set_lock(host.room_code, host.user_id)
+    await store.kick(host.room_code, host.user_id, player.user_id)
+    await store.disconnect(host.room_code, host.user_id, "s")
+    await store.close_room(host.room_code, host.user_id)
+    metas = []
+    while len(metas) < 5:
+        message = await pubsub.get_message(timeout=2)
+        assert message is not None
+        if message["type"] == "message":
+            metas.append(json.loads(message["data"].partition(b"\n")[0]))
+    await pubsub.aclose()
+    assert [m["inc"] for m in metas] == [snapshot.incarnation] * 5
+    assert await redis_client.hget("rooms:incarnations", host.room_code) is None  # cleaned with the room

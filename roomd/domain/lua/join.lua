@@ -1,8 +1,9 @@
 -- ARGV: code, user_id, display_name, ttl_ms, now
 local code, user_id, name = ARGV[1], ARGV[2], ARGV[3]
-local ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = tonumber(ARGV[5])
 local room = load_room(code)
 if room.err then return room end
+local ttl = room_ttl(room, tonumber(ARGV[4]))
 if room.isLocked then return redis.error_reply('ROOM_LOCKED') end
 if redis.call('SCARD', users_key(code)) >= room.maxUsers then return redis.error_reply('ROOM_FULL') end
 room.joinSeq = room.joinSeq + 1

@@ -1,9 +1,10 @@
--- ARGV: code, target_id, actor_id ('' = administrator), mode ('leave' | 'kick'), ttl_ms, now
+-- ARGV: code, target_id, actor_id ('' = administrator), mode ('leave' | 'kick'), ttl_ms, now,
+--       instance_timeout_ms (optional: a heartbeat older than this marks an instance dead)
 -- Leave or kick, with host hand-over to the longest-standing remaining member
--- (connected ones first). The room is deleted when nobody remains.
--- Returns {new_host_id or '', room_deleted 0|1, seq}.
+-- connected through a live instance (else the longest-standing one). The room is
+-- deleted when nobody remains. Returns {new_host_id or '', room_deleted 0|1, seq}.
 local code, target, actor, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ttl, now = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ttl, now, timeout = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local room = load_room(code)
 if room.err then return room end
 local kick = mode == 'kick'
@@ -13,6 +14,8 @@ if kick then
   if target == actor then return redis.error_reply('CANNOT_KICK_SELF') end
 end
 if not is_member(code, target) then return redis.error_reply('MEMBER_NOT_FOUND') end
+local leaving = load_user(target)
+if leaving then unindex_socket(code, leaving) end
 redis.call('SREM', users_key(code), target)
 redis.call('DEL', user_key(target))
 local meta = {skip = target, close = {userId = target, code = kick and 4403 or 1000}}
@@ -27,7 +30,9 @@ if redis.call('SCARD', users_key(code)) == 0 then
 end
 local new_host = ''
 if room.hostId == target then
-  local heir = next_host(code)
+  local cutoff = nil
+  if timeout then cutoff = redis_time_ms() - timeout end
+  local heir = next_host(code, cutoff)
   room.hostId = heir.id
   room.hostAwaySince = nil
   new_host = heir.id

@@ -1,0 +1,16 @@
+-- ARGV: code, ttl_ms (configured), now
+-- An administrator's "keep this room": every key of the room gets a fresh TTL,
+-- the room's own (room.ttlMs, when the record has one) else the configured one.
+-- Nothing else changes: no event (members' state is the same), and updatedAt
+-- stays, so an idle room stays idle. Returns the new expiresAt (ms).
+local code, now = ARGV[1], tonumber(ARGV[3])
+local room = load_room(code)
+if room.err then return room end
+local ttl = tonumber(room.ttlMs) or tonumber(ARGV[2])
+room.expiresAt = now + ttl
+redis.call('SET', room_key(code), cjson.encode(room), 'PX', ttl)
+local ids = redis.call('SMEMBERS', users_key(code))
+if #ids > 0 then redis.call('PEXPIRE', users_key(code), ttl) end
+for _, id in ipairs(ids) do redis.call('PEXPIRE', user_key(id), ttl) end
+redis.call('ZADD', 'rooms:expiry', room.expiresAt, code)
+return room.expiresAt
