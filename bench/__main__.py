@@ -48,7 +48,7 @@ RELATIVE_TARGETS = {
     "game-relay-saturation": "fanout-saturation",
     "game-relay-saturation-2procs": "fanout-saturation-2procs",
 }
-GAME_RATES: list[float | None] = [None, 2500, 5000]  # player messages/s (None = closed loop)
+GAME_RATES: list[float | None] = [None, 1000, 5000]  # player messages/s (None = closed loop); 1,000: below the knee
 
 
 def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str, Any]]:
@@ -89,13 +89,18 @@ def http_plan(base: str, kind: str, duration: float) -> Any:
     return run
 
 
+def phase_name(kind: str, rate: float | None, suffix: str) -> str:
+    """``fanout-saturation``, ``game-relay-paced-5000-2procs``, ... (the names ``--only`` matches)."""
+    return (f"{kind}-saturation" if rate is None else f"{kind}-paced-{rate}") + suffix
+
+
 def fanout_plan(bases: list[str], duration: float, rates: list[float | None], suffix: str) -> Any:
     """One population of 100 rooms x 10 sockets per round, serving every phase in ``rates``."""
 
     def run(pids: list[int]) -> dict[str, dict[str, float]]:
         params = {"bases": bases, "rooms": 100, "duration": duration, "rates": rates, "pids": pids}
         phases = loadgen("fanout", params)[0]["phases"]
-        names = [("fanout-saturation" if r is None else f"fanout-paced-{r}") + suffix for r in rates]
+        names = [phase_name("fanout", r, suffix) for r in rates]
         return {name: summarize([phase]) for name, phase in zip(names, phases, strict=True)}
 
     return run
@@ -107,7 +112,7 @@ def game_relay_plan(bases: list[str], duration: float, rates: list[float | None]
     def run(pids: list[int]) -> dict[str, dict[str, float]]:
         params = {"bases": bases, "rooms": 100, "duration": duration, "rates": rates, "pids": pids}
         phases = loadgen("game-relay", params)[0]["phases"]
-        names = [("game-relay-saturation" if r is None else f"game-relay-paced-{r}") + suffix for r in rates]
+        names = [phase_name("game-relay", r, suffix) for r in rates]
         for name, phase in zip(names, phases, strict=True):
             if phase.get("first_error"):
                 print(f"  {name}: first error: {phase['first_error']}", file=sys.stderr)
@@ -139,6 +144,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
         summary["rt_p50_ms"] = percentile(round_trips, 0.50) * 1000
         summary["rt_p99_ms"] = percentile(round_trips, 0.99) * 1000
         summary["loadgen_cpu_pct"] = statistics.mean(r["loadgen_cpu"] for r in results)
+        # the rest of the machine (Redis, and whatever else runs: noise) = machine - roomd - load generator
+        summary["other_cpu_pct"] = statistics.mean(r["machine_cpu"] - r["cpu"] - r["loadgen_cpu"] for r in results)
     return summary
 
 
@@ -193,6 +200,10 @@ def main() -> None:
     def selected(name: str) -> bool:
         return not wanted or any(name.startswith(p) or p.startswith(name) for p in wanted)
 
+    def phases(kind: str, rates: list[float | None], suffix: str = "") -> list[float | None]:
+        """The phases of a population-sharing scenario that --only asks for (all by default)."""
+        return [r for r in rates if not wanted or any(phase_name(kind, r, suffix).startswith(p) for p in wanted)]
+
     redis = Redis()
     rounds: dict[str, list[dict[str, float]]] = {}
     started = time.perf_counter()
@@ -209,8 +220,10 @@ def main() -> None:
                     ),
                 )
             )
-            plans.append(("fanout", fanout_plan([one.base], d, [None, 500, 1000, 2000], "")))
-            plans.append(("game-relay", game_relay_plan([one.base], d, GAME_RATES, "")))
+            if fanout_rates := phases("fanout", [None, 500, 1000, 2000]):
+                plans.append(("fanout", fanout_plan([one.base], d, fanout_rates, "")))
+            if game_rates := phases("game-relay", GAME_RATES):
+                plans.append(("game-relay", game_relay_plan([one.base], d, game_rates, "")))
             run_plans(plans, one, redis, rounds, args.rounds, selected)
         finally:
             one.stop()
@@ -218,19 +231,19 @@ def main() -> None:
             ("2procs", lambda: [Roomd(redis.url), Roomd(redis.url)], True),
             ("workers2", lambda: [Roomd(redis.url, workers=2)], False),
         ):
-            names = [f"fanout-saturation-{label}", f"fanout-paced-2000-{label}"]
-            game_rates = [r for r in GAME_RATES if r is None or r == GAME_RATES[-1]]
-            game_names = [("game-relay-saturation" if r is None else f"game-relay-paced-{r}") + f"-{label}"
-                          for r in game_rates]  # fmt: skip
-            if not any(selected(n) for n in names + (game_names if games else [])):
+            fanout_rates = phases("fanout", [None, 2000], f"-{label}")
+            game_rates = phases("game-relay", [None, GAME_RATES[-1]], f"-{label}") if games else []
+            if not fanout_rates and not game_rates:
                 continue
             servers = make()
             try:
                 bases = [s.base for s in servers]
-                plans = [("fanout", fanout_plan(bases, d, [None, 2000], f"-{label}"))]
-                if games:
+                plans = []
+                if fanout_rates:
+                    plans.append(("fanout", fanout_plan(bases, d, fanout_rates, f"-{label}")))
+                if game_rates:
                     plans.append(("game-relay", game_relay_plan(bases, d, game_rates, f"-{label}")))
-                run_plans(plans, servers, redis, rounds, args.rounds, selected)
+                run_plans(plans, servers, redis, rounds, args.rounds, lambda name: True)
             finally:
                 for s in servers:
                     s.stop()
@@ -310,12 +323,16 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
     games = [r for r in rows if "rt_p99_ms" in r]
     if games:
         print("\ngame-relay: 11 deliveries per player message; p50/p99 above = player -> host (game:message)")
-        print(f"{'scenario':30s} {'messages/s':>10s} {'round trip p50':>15s} {'p99 ms':>8s} {'loadgen cpu':>11s}")
+        print(
+            f"{'scenario':30s} {'messages/s':>10s} {'round trip p50':>15s} {'p99 ms':>8s} {'loadgen cpu':>11s} "
+            f"{'other cpu':>9s}"
+        )
         for r in games:
             print(
                 f"{r['scenario']:30s} {r['offered']:>10.0f} {r['rt_p50_ms']:>15.1f} {r['rt_p99_ms']:>8.1f} "
-                f"{r['loadgen_cpu_pct']:>10.0f}%"
+                f"{r['loadgen_cpu_pct']:>10.0f}% {r['other_cpu_pct']:>8.0f}%"
             )
+        print("(other cpu = the whole machine less roomd and the load generator: Redis ~20%, the rest is noise)")
     if idle:
         print(
             f"\nidle-sockets: {idle['sockets']:.0f} sockets, {idle['rss_per_socket_kib']:.1f} KiB RSS each "
