@@ -37,7 +37,8 @@ STATE_CHANGED = b'"state:changed"'
 ACK = b'"event":"ack"'
 ERROR = b'"error:room"'
 DELIVERIES_PER_MESSAGE = 11  # 1 game:message to the host + state:changed to all 10 members
-DRAIN_SECONDS = 30
+DRAIN_SECONDS = 30  # at most, after the schedule
+DRAIN_IDLE_SECONDS = 2.0  # ...and no longer than this without any frame (failed commands are never answered)
 
 
 def _machine_jiffies() -> tuple[int, int]:
@@ -92,6 +93,7 @@ class _Phase:
         return f'{{"event":"{event}","data":{data}}}'
 
     def other(self, payload: bytes) -> None:
+        self.last_delivery = time.perf_counter()
         if ACK in payload:
             self.acks += 1
         elif ERROR in payload:
@@ -164,16 +166,30 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
         await asyncio.gather(
             *(_paced_room(phase, row, period, i * period / len(population), active) for i, row in enumerate(population))
         )
-    # Drain: every message answered and every state:changed delivered (or give up after DRAIN_SECONDS).
+    # Drain: every message answered and every state:changed delivered; give up after DRAIN_SECONDS, or
+    # DRAIN_IDLE_SECONDS without a frame (an overloaded roomd fails commands: REDIS_UNAVAILABLE after
+    # REDIS_COMMAND_TIMEOUT; their answers never come).
+    # CPU figures are taken at the last progress, so that an idle wait does not dilute them.
+
+    def cpu_now() -> tuple[float, float, float]:
+        machine1 = _machine_jiffies()
+        share = (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0]) * 100 * (os.cpu_count() or 1)
+        return meter.percent(), (time.process_time() - cpu0) / (time.perf_counter() - phase.start) * 100, share
+
+    cpu, loadgen_cpu, machine_cpu = cpu_now()
     deadline = time.perf_counter() + duration + DRAIN_SECONDS
+    seen = phase.last_delivery
     while time.perf_counter() < deadline and (
         phase.answered < phase.sent or phase.deliveries < phase.sent * DELIVERIES_PER_MESSAGE
     ):
+        if phase.last_delivery != seen:
+            seen = phase.last_delivery
+            cpu, loadgen_cpu, machine_cpu = cpu_now()
+        elif time.perf_counter() - max(seen, phase.stop) > DRAIN_IDLE_SECONDS:
+            break
         await asyncio.sleep(0.002)
-    cpu = meter.percent()
-    loadgen_cpu = (time.process_time() - cpu0) / (time.perf_counter() - phase.start) * 100
-    machine1 = _machine_jiffies()
-    machine_cpu = (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0]) * 100 * (os.cpu_count() or 1)
+    else:
+        cpu, loadgen_cpu, machine_cpu = cpu_now()
     # Paced: the schedule's length, or longer if roomd fell behind (then the rate shows it).
     elapsed = phase.last_delivery - phase.start if closed else max(duration, phase.last_delivery - phase.start)
     missing = phase.sent * DELIVERIES_PER_MESSAGE - phase.deliveries
@@ -189,7 +205,9 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
         "acks": phase.acks,
         "latencies": phase.to_host,
         "rt_latencies": phase.round_trip,
-        "errors": phase.errors + max(0, missing) + (phase.sent - phase.answered),
+        # player messages whose round trip failed (error:room, or never answered)
+        "errors": max(phase.errors, phase.sent - phase.answered),
+        "missing_deliveries": max(0, missing),
         "first_error": phase.first_error,
         "cpu": cpu,
         "loadgen_cpu": loadgen_cpu,
