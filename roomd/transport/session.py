@@ -167,6 +167,20 @@ class Session:
             log.warning("dropping a snapshot older than events already sent (%d < %d)", seq, self.seq)
         self._go_live()
 
+    def abandon_snapshot(self) -> bool:
+        """The snapshot could not be read because the member is gone (kicked, left, replaced, room closed).
+
+        The event that says so is queued, or on its way (it was published before
+        the snapshot was refused): write the queued events, so the client gets
+        ``user:kicked`` and 4403 rather than a bare 4404. True if the session is
+        still open afterwards (the caller closes it unless that event arrives soon).
+        """
+        if self.phase is not Phase.RESYNCING and self.phase is not Phase.WAITING:
+            return self.phase is Phase.LIVE
+        self._resync_wanted = False
+        self._go_live()
+        return self.phase is Phase.LIVE
+
     def apply_resumed(self, payload: bytes, messages: list[bytes], seq: int) -> None:
         """Write ``room:resumed``, the missed events this member may receive, then the queued ones."""
         if self.phase is not Phase.WAITING:

@@ -252,9 +252,9 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         try:
             snapshot = await self.services.store.snapshot(self.room_code, self.user_id, self.socket_id)
         except Replaced:
-            self.close(CloseCode.REPLACED, CloseCode.REPLACED.name)
+            self._gone(CloseCode.REPLACED, None)
         except DomainError as exc:
-            self._fail(exc.code, CloseCode.NOT_FOUND, exc.message)
+            self._gone(CloseCode.NOT_FOUND, exc)
         except StoreUnavailable:
             # The session cannot go live without it: the client reconnects (with since).
             self.services.metrics.redis_errors.inc()
@@ -262,6 +262,25 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         else:
             if self.session is not None:
                 self.session.apply_snapshot(_state_frame(snapshot), snapshot.seq)
+
+    def _gone(self, close_code: CloseCode, exc: DomainError | None) -> None:
+        """The member is no longer this socket's (kicked, left, replaced, room closed) while resyncing.
+
+        The event that tells the client why is queued or on its way: let the session
+        write it (with its own close code); close with ``close_code`` only if it does
+        not come within CLOSE_GRACE.
+        """
+        if self.session is None or not self.session.abandon_snapshot():
+            return
+
+        def fallback() -> None:
+            if self.ws_connection is not None and not self.ws_connection.is_closing():
+                if exc is None:
+                    self.close(close_code, close_code.name)
+                else:
+                    self._fail(exc.code, close_code, exc.message)
+
+        IOLoop.current().call_later(CLOSE_GRACE, fallback)
 
     def _fail(self, code: ErrorCode, close_code: CloseCode, message: str) -> None:
         if self.session is not None:

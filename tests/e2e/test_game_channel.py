@@ -266,3 +266,16 @@ async def test_kicked_member_stops_receiving(two: list[RoomdProcess]) -> None:
     # The kicked token is dead: no room:state, no replay.
     again = await Socket.connect(two[1].ws + "?since=0", p1.token)
     assert (await again.expect("error:room"))["code"] == "MEMBER_NOT_FOUND"
+
+
+async def test_a_host_kicked_right_after_a_transfer_learns_why(two: list[RoomdProcess]) -> None:
+    """The old host re-reads a snapshot after the transfer; a kick meanwhile still says user:kicked, 4403."""
+    api = Api(two[0].http)
+    for _ in range(6):
+        _, (host, p1) = await room(api, two, ["Host", "P1"])
+        await host.sock.send("room:transfer_host", {"newHostId": p1.id})
+        await p1.until("room:host_updated")
+        await p1.sock.send("room:kick", {"kickUserId": host.id})
+        frames = await host.until("user:kicked")
+        assert frames[-1]["data"] == {"userId": host.id, "by": "HOST"}
+        assert await host.sock.closed() == 4403

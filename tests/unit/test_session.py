@@ -154,3 +154,14 @@ def test_closes_for_other_sockets_and_users_are_ignored() -> None:
     assert sink.closed is None and session.phase is Phase.LIVE
     session.deliver(*message(8, close={"code": 4410}))
     assert sink.closed == CloseCode.ROOM_CLOSED
+
+
+def test_a_member_removed_while_resyncing_gets_the_reason_not_a_bare_4404() -> None:
+    """A transfer makes the old host re-read a snapshot; the new host kicks it meanwhile."""
+    session, sink = live()
+    session.deliver(*message(6, "room:host_updated", resync=["u"]))
+    kicked = {"userId": "u", "event": "user:kicked", "data": {"userId": "u", "by": "HOST"}}
+    session.deliver(*message(7, "user:left", skip="u", direct=kicked, close={"userId": "u", "code": 4403}))
+    assert sink.events()[-1] == ("room:host_updated", 6)  # the kick is queued behind the snapshot
+    assert session.abandon_snapshot() is False  # the snapshot was refused: the queued kick explains it
+    assert sink.events()[-1] == ("user:kicked", 7) and sink.closed == CloseCode.KICKED

@@ -144,7 +144,8 @@ local function track_host(code, room, now)
 end
 
 -- Mark a member disconnected and tell the room, exactly as when their socket closes.
-local function mark_disconnected(code, room, user, ttl_ms, now)
+-- gone_since (default now): when the socket was last known alive, for the host grace.
+local function mark_disconnected(code, room, user, ttl_ms, now, gone_since)
   unindex_socket(code, user)
   user.isConnected = false
   user.socketId = ''
@@ -152,7 +153,7 @@ local function mark_disconnected(code, room, user, ttl_ms, now)
   redis.call('SET', user_key(user.id), cjson.encode(user), 'PX', room_ttl(room, ttl_ms))
   -- skip: a member never hears of its own disconnection (a replay would show it offline).
   publish(code, room, 'user:disconnected', {user = public_user(user, room)}, {skip = user.id})
-  if room.hostId == user.id then track_host(code, room, now) end
+  if room.hostId == user.id then track_host(code, room, gone_since or now) end
   touch(code, room, ttl_ms, now)
 end
 
