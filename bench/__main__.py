@@ -193,7 +193,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per scenario")
     parser.add_argument("--only", default="", help="comma-separated scenario name prefixes")
     parser.add_argument("--idle-sockets", type=int, default=10_000)
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+        help="before each round, wait up to SECONDS for the machine to be idle (shared machines)",
+    )  # fmt: skip
     args = parser.parse_args()
+    QUIET["wait"] = args.wait_quiet
     raise_fd_limit()
     wanted = [p for p in args.only.split(",") if p]
 
@@ -253,6 +258,29 @@ def main() -> None:
     report(rounds, idle, time.perf_counter() - started, args)
 
 
+QUIET = {"wait": 0.0}  # --wait-quiet
+
+
+def wait_quiet(limit: float, busy_below: float = 0.15) -> None:
+    """Before a round on a shared machine: wait (at most ``limit`` s) until two 1 s samples are idle."""
+    if limit <= 0:
+        return
+
+    def jiffies() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:8]]
+        return sum(fields), fields[3] + fields[4]
+
+    deadline, calm = time.monotonic() + limit, 0
+    while time.monotonic() < deadline and calm < 2:
+        a = jiffies()
+        time.sleep(1)
+        b = jiffies()
+        calm = calm + 1 if 1 - (b[1] - a[1]) / max(1, b[0] - a[0]) < busy_below else 0
+    if calm < 2:
+        print(f"  (the machine did not go quiet within {limit:.0f} s: this round is noisy)", file=sys.stderr)
+
+
 def run_plans(
     plans: list[tuple[str, Any]],
     servers: Any,
@@ -266,6 +294,7 @@ def run_plans(
         if not selected(name):
             continue
         for _ in range(count):
+            wait_quiet(QUIET["wait"])
             redis.flush()
             pids = [p for s in group for p in s.pids()]
             outcome = run(pids)
