@@ -175,10 +175,13 @@ class Session:
         ``user:kicked`` and 4403 rather than a bare 4404. True if the session is
         still open afterwards (the caller closes it unless that event arrives soon).
         """
-        if self.phase is not Phase.RESYNCING and self.phase is not Phase.WAITING:
-            return self.phase is Phase.LIVE
-        self._resync_wanted = False
-        self._go_live()
+        if self.phase is Phase.RESYNCING or self.phase is Phase.WAITING:
+            self._resync_wanted = False
+            self._go_live()
+        return self.live
+
+    @property
+    def live(self) -> bool:
         return self.phase is Phase.LIVE
 
     def apply_resumed(self, payload: bytes, messages: list[bytes], seq: int) -> None:

@@ -202,6 +202,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         self.room_code, self.user_id = claims.room_code, claims.user_id
         self.socket_id = secrets.token_hex(8)
         self.session = session = Session(self.user_id, self.socket_id, self)
+        # The hub calls deliver/observe once per local member per event: bind the session's
+        # own methods on this instance, sparing fan-out a call layer per socket.
+        self.deliver = session.deliver  # type: ignore[method-assign]
+        self.observe = session.observe  # type: ignore[method-assign]
         try:
             since = _parse_since(self.get_query_argument("since", None))
         except ApiError:
