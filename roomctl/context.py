@@ -178,7 +178,7 @@ def _late_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         ctx.find_object(Ctl).out.as_json = True  # type: ignore[union-attr]
 
 
-REDIS_URL_HELP = "Redis URL (default: REDIS_URL / REDIS_HOST from the environment or .env, as roomd)."
+REDIS_URL_HELP = "Redis URL (default: REDIS_URL / REDIS_HOST from the environment or roomd's environment file)."
 JSON_HELP = "Machine-readable JSON output (documented, stable shapes)."
 
 

@@ -50,7 +50,7 @@ def _instance_rows(result: Stats) -> list[tuple[str, str]]:
     return [(i, f"{duration(now - seen)} ago") for i, seen in result.instances]
 
 
-INSTANCE_COLUMNS = ["INSTANCE (host:pid:port)", "LAST HEARTBEAT"]
+INSTANCE_COLUMNS = ["INSTANCE (host:pid:port:random)", "LAST HEARTBEAT"]
 
 
 def show(ctl: Ctl, result: Stats) -> None:

@@ -12,7 +12,8 @@ import tornado.web
 
 from roomd.bus import RoomBus
 from roomd.config import Settings
-from roomd.domain.store import RoomStore, make_redis_client
+from roomd.domain.redis_target import target_from_settings
+from roomd.domain.store import RoomStore
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.logs import safe_uri
@@ -30,16 +31,17 @@ mimetypes.add_type("application/typescript", ".ts")  # /client/roomd.d.ts (the d
 CODE_PATTERN = r"([^/]+)"
 
 
-def build_services(settings: Settings, redis_url: str) -> Services:
-    client = make_redis_client(
-        redis_url,
+def build_services(settings: Settings, redis_url: str | None = None) -> Services:
+    """``redis_url``: the development Redis when the settings name none (REDIS_URL, Sentinel, Cluster)."""
+    target = target_from_settings(settings, redis_url)
+    client = target.command_client(
         command_timeout=settings.redis_command_timeout,
         connect_timeout=settings.redis_connect_timeout,
         max_retries=settings.redis_max_retries,
     )
     store = RoomStore.from_settings(client, settings)
     hub = Hub()
-    bus = RoomBus(redis_url, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
+    bus = RoomBus(target.pubsub_pool(connect_timeout=settings.redis_connect_timeout), client, hub.deliver)
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
     throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout)
     services = Services(

@@ -28,7 +28,6 @@ from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import RedisError
 
 from roomd.domain.keys import bus_self_channel, channel, room_of_channel
-from roomd.domain.store import tcp_options
 
 log = logging.getLogger("roomd.bus")
 
@@ -82,19 +81,16 @@ class RoomBus:
 
     def __init__(
         self,
-        url: str,
+        pool: ConnectionPool,  # RedisTarget.pubsub_pool(): each connection goes to the current master
         publisher: aioredis.Redis,
         deliver: Deliver,
         *,
         on_resubscribed: Resubscribed | None = None,  # may also be assigned later
-        connect_timeout: float = 10.0,
         check_interval: float = 5.0,
         subscribe_timeout: float = 5.0,
         linger: float = 10.0,
     ) -> None:
-        self._pool = ConnectionPool.from_url(
-            url, socket_timeout=None, socket_connect_timeout=connect_timeout, **tcp_options(url)
-        )
+        self._pool = pool
         self._publisher = publisher
         self._deliver = deliver
         self.on_resubscribed = on_resubscribed
@@ -136,7 +132,7 @@ class RoomBus:
                 await task
         if self._conn is not None:
             await self._conn.disconnect()
-        await self._pool.disconnect()
+        await self._pool.aclose()  # a Sentinel pool also closes its connections to the Sentinels
 
     async def acquire(self, code: str) -> None:
         """Hold a subscription to ``code``; returns once Redis has confirmed it."""

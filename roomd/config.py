@@ -37,6 +37,14 @@ class Settings:
     redis_max_retries: int = 3
     redis_connect_timeout_ms: int = 10_000
     redis_command_timeout_ms: int = 5_000
+    # Sentinel or Cluster instead of one Redis (roomd/domain/redis_target.py); () when REDIS_URL is used.
+    redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_username: str | None = None  # data nodes (Sentinel's master and replicas, Cluster nodes)
+    redis_password: str | None = dataclasses.field(default=None, repr=False)
+    redis_sentinel_username: str | None = None  # the Sentinels themselves
+    redis_sentinel_password: str | None = dataclasses.field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ("*",)
     # The one default of each room rule (no I or O in codes: read as 1 and 0). RoomStore's
     # keyword defaults refer to these (Settings.room_code_alphabet, ...), never copy them.
@@ -79,6 +87,11 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.env == "development"
+
+    @property
+    def redis_topology(self) -> str:
+        """``cluster``, ``sentinel`` or ``single`` (REDIS_URL, or the development Redis)."""
+        return "cluster" if self.redis_cluster_nodes else "sentinel" if self.redis_sentinels else "single"
 
     @property
     def redis_command_timeout(self) -> float:
@@ -175,6 +188,95 @@ def redis_url_from_env(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+SENTINEL_PORT, REDIS_PORT = 26379, 6379
+TOPOLOGY_VARIABLES = (
+    "REDIS_CLUSTER_NODES",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_USERNAME",
+    "REDIS_PASSWORD",
+    "REDIS_SENTINEL_USERNAME",
+    "REDIS_SENTINEL_PASSWORD",
+)
+
+
+def _addresses(name: str, raw: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (``[v6]:port``; a missing port is ``default_port``); never a URL."""
+    found: list[tuple[str, int]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if "/" in item or "@" in item or any(c.isspace() for c in item):
+            raise ConfigError(f"{name}: {item!r} is not host:port (a list of host:port, not URLs)")
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest and not rest.startswith(":"):
+                raise ConfigError(f"{name}: {item!r} is not [address]:port")
+            port_text = rest[1:]
+        elif item.count(":") > 1:
+            raise ConfigError(f"{name}: {item!r}: write an IPv6 address in brackets, [::1]:{default_port}")
+        else:
+            host, _, port_text = item.partition(":")
+        if not host:
+            raise ConfigError(f"{name}: {item!r} has no host")
+        port = _int(name, port_text, 1, 65535) if port_text else default_port
+        if (host, port) not in found:
+            found.append((host, port))
+    if not found:
+        raise ConfigError(f"{name} must be a comma-separated list of host:port")
+    return tuple(found)
+
+
+def redis_topology_from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    """The Sentinel or Cluster settings (Settings field values), checked together.
+
+    One Redis (REDIS_URL / REDIS_HOST), a Cluster (REDIS_CLUSTER_NODES) or Sentinels
+    (REDIS_SENTINELS + REDIS_SENTINEL_MASTER): exactly one of them. A variable that has
+    no effect in the chosen setup is refused, naming it, rather than silently ignored:
+    a password that is not sent is an outage found late.
+    """
+
+    def get(name: str) -> str:
+        return (environ.get(name) or "").strip()
+
+    cluster, sentinels, master = get("REDIS_CLUSTER_NODES"), get("REDIS_SENTINELS"), get("REDIS_SENTINEL_MASTER")
+    single = [n for n in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT") if get(n)]
+    if cluster and sentinels:
+        raise ConfigError("REDIS_CLUSTER_NODES and REDIS_SENTINELS are exclusive: set one of them")
+    topology = "REDIS_CLUSTER_NODES" if cluster else "REDIS_SENTINELS" if sentinels else None
+    if topology and single:
+        raise ConfigError(f"{topology} and {', '.join(single)} are exclusive: set one way to reach Redis")
+    if master and not sentinels:
+        raise ConfigError("REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not")
+    if sentinels and not master:
+        raise ConfigError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master name the Sentinels monitor)")
+    for name in ("REDIS_SENTINEL_USERNAME", "REDIS_SENTINEL_PASSWORD"):
+        if get(name) and not sentinels:
+            raise ConfigError(f"{name} is set but REDIS_SENTINELS is not")
+    for name in ("REDIS_USERNAME", "REDIS_PASSWORD"):
+        if get(name) and not topology:
+            raise ConfigError(
+                f"{name} applies to REDIS_SENTINELS or REDIS_CLUSTER_NODES; "
+                "with REDIS_URL put it in the URL (redis://user:password@host:port/0)"
+            )
+    for user in ("REDIS_USERNAME", "REDIS_SENTINEL_USERNAME"):
+        password = user.replace("USERNAME", "PASSWORD")
+        if get(user) and not get(password):
+            raise ConfigError(f"{user} is set but {password} is not (an ACL user needs its password)")
+    if master and (any(c.isspace() for c in master) or len(master) > 256):
+        raise ConfigError(f"REDIS_SENTINEL_MASTER must be a Sentinel master name, got {master!r}")
+    values: dict[str, object] = {}
+    if cluster:
+        values["redis_cluster_nodes"] = _addresses("REDIS_CLUSTER_NODES", cluster, REDIS_PORT)
+    if sentinels:
+        values["redis_sentinels"] = _addresses("REDIS_SENTINELS", sentinels, SENTINEL_PORT)
+        values["redis_sentinel_master"] = master
+    for name in TOPOLOGY_VARIABLES[3:]:
+        if get(name):  # a password is taken as written (edge spaces included), a username stripped
+            values[name.lower()] = environ[name] if name.endswith("PASSWORD") else get(name)
+    return values
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -269,6 +371,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     url = redis_url_from_env(env)
     if url is not None:
         values["redis_url"] = url
+    values.update(redis_topology_from_env(env))
 
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.display_name_min_length > settings.display_name_max_length:
@@ -283,8 +386,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError("JWT_SECRET is required when ROOMD_ENV=production")
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"JWT_SECRET is too weak: it needs at least {MIN_SECRET_BYTES} bytes")
-        if settings.redis_url is None:
-            raise ConfigError("REDIS_URL (or REDIS_HOST) is required when ROOMD_ENV=production")
+        if settings.redis_url is None and settings.redis_topology == "single":
+            raise ConfigError(
+                "REDIS_URL (or REDIS_HOST, REDIS_SENTINELS, REDIS_CLUSTER_NODES) is required when ROOMD_ENV=production"
+            )
     if settings.development and secret and len(secret.encode()) < MIN_SECRET_BYTES:
         logging.getLogger("roomd").warning(
             "JWT_SECRET is shorter than %d bytes (refused in production)", MIN_SECRET_BYTES

@@ -107,13 +107,13 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[:1] not in (["Z"], ["X"])
 
 
-def _is_ours(pid: int, socket_path: Path) -> bool:
+def _is_ours(pid: int, socket_path: Path | None = None) -> bool:
     """A redis-server whose command line names our socket (argv, or Redis's process title)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"redis-server" in cmdline and str(socket_path).encode() in cmdline
+    return b"redis-server" in cmdline and (socket_path is None or str(socket_path).encode() in cmdline)
 
 
 def _terminate(pid: int, grace: float = 5.0) -> None:
@@ -225,7 +225,8 @@ class DevRedis:
                 client.close()
         for pid in {recorded, listening} - {None, os.getpid()}:
             assert pid is not None
-            if _alive(pid) and _is_ours(pid, self.socket_path):
+            recorded_and_listening = pid == recorded == listening and _is_ours(pid)  # a Redis titling itself "*:0"
+            if _alive(pid) and (_is_ours(pid, self.socket_path) or recorded_and_listening):
                 log.warning("stopping a stale private Redis (pid %d) left by an earlier run", pid)
                 _terminate(pid)
             elif pid == listening:

@@ -17,6 +17,7 @@ import sys
 
 from roomd import __version__, config, logs, protocol, sdnotify
 from roomd.devredis import DevRedis, DevRedisError
+from roomd.domain.redis_target import check_supported, target_from_settings
 from roomd.server import ListenError, serve
 from roomd.workers import run_workers
 
@@ -46,19 +47,24 @@ def main(argv: list[str] | None = None) -> int:
             raise config.ConfigError(f"--workers must be between 1 and 256, got {workers}")
         if workers > 1 and settings.port == 0:
             raise config.ConfigError("PORT must be fixed (not 0) when running several workers")
+        if settings.redis_topology != "single":
+            check_supported(target_from_settings(settings))
         if settings.game_schemas_dir is not None:
             protocol.game_validators(str(settings.game_schemas_dir))  # compiled now, before listening
     except (config.ConfigError, protocol.GameSchemaError) as exc:
         print(f"roomd: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format, secrets=(settings.jwt_secret,))  # scrubbed from logs
+    passwords = (settings.redis_password or "", settings.redis_sentinel_password or "")
+    logs.configure(settings.log_level, settings.log_format, secrets=(settings.jwt_secret, *passwords))  # scrubbed
 
     dev_redis: DevRedis | None = None
     redis_url = settings.redis_url
     if settings.development:
         log.warning("DEVELOPMENT MODE (ROOMD_ENV=development): not for production")
+    if settings.redis_topology != "single":
+        log.info("Redis: %s", target_from_settings(settings).describe())
     try:
-        if redis_url is None:
+        if redis_url is None and settings.redis_topology == "single":
             dev_redis = DevRedis(settings.state_dir)
             try:
                 redis_url = dev_redis.start()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 log = logging.getLogger("roomd.sdnotify")
 
+SEND_TIMEOUT = 0.25  # seconds; a full receive queue (nobody reading) drops the message instead
 _warned: set[str] = set()
 
 
@@ -35,6 +36,7 @@ def notify(state: str) -> bool:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(SEND_TIMEOUT)  # a reader that stopped reading must not stall the event loop
             sock.connect(address)
             sock.sendall(state.encode())
     except OSError as exc:

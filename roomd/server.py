@@ -31,7 +31,7 @@ REDIS_WAIT_INTERVAL = 0.2  # seconds between readiness checks while Redis does n
 
 async def serve(
     settings: config.Settings,
-    redis_url: str,
+    redis_url: str | None,  # the development Redis; None: the settings name it (REDIS_URL, Sentinel, Cluster)
     *,
     reuse_port: bool = False,
     on_ready: Callable[[], object] | None = None,

@@ -67,7 +67,7 @@ class Slot:
 
 
 class Supervisor:
-    def __init__(self, settings: config.Settings, redis_url: str, count: int) -> None:
+    def __init__(self, settings: config.Settings, redis_url: str | None, count: int) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.slots = [Slot(i) for i in range(count)]
@@ -87,7 +87,13 @@ class Supervisor:
 
     def spawn(self, slot: Slot) -> None:
         arm = die_with_parent(signal.SIGTERM)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN, ENOMEM: try again later, as if the worker had failed
+            log.error("cannot start worker %d: %s", slot.index, exc.strerror or exc)
+            slot.failures += 1
+            slot.restart_at = time.monotonic() + min(MAX_RESTART_DELAY, self.base_delay * 2 ** (slot.failures - 1))
+            return
         if pid == 0:  # worker
             _run_worker(self.settings, self.redis_url, slot.index, self._reader, self._writer, arm)
         slot.pid, slot.started, slot.ready, slot.last_beat, slot.restart_at = pid, time.monotonic(), False, None, None
@@ -218,13 +224,13 @@ class Supervisor:
             self.watchdog.ping()
 
 
-def run_workers(settings: config.Settings, redis_url: str, count: int) -> int:
+def run_workers(settings: config.Settings, redis_url: str | None, count: int) -> int:
     return Supervisor(settings, redis_url, count).run()
 
 
 def _run_worker(
     settings: config.Settings,
-    redis_url: str,
+    redis_url: str | None,
     index: int,
     reader: int,
     writer: int,

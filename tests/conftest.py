@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -10,6 +12,7 @@ import redis.asyncio as aioredis
 from roomd.domain.store import RoomStore, make_redis_client
 from tests.support.clients import Api, Socket
 from tests.support.processes import RedisServer, RoomdProcess
+from tests.support.redis_ha import ClusterServers, SentinelServers
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +50,13 @@ def api(roomd: RoomdProcess, redis_client: aioredis.Redis) -> Api:
 
 
 @pytest.fixture
-def spawn_roomd(redis_server: RedisServer) -> Iterator[Callable[..., RoomdProcess]]:
-    """Start extra roomd processes with custom settings; all stopped after the test."""
+async def spawn_roomd(redis_server: RedisServer) -> AsyncIterator[Callable[..., RoomdProcess]]:
+    """Start extra roomd processes with custom settings; all stopped after the test.
+
+    Stopped from a thread while the test's event loop keeps running: a draining roomd
+    closes each socket with 1001 and waits for the client's close frame, which a
+    blocked loop never sends (5 s per process, Tornado's close timeout).
+    """
     started: list[RoomdProcess] = []
 
     def start(redis_url: str | None = None, wait: bool = True, **env: str) -> RoomdProcess:
@@ -58,7 +66,7 @@ def spawn_roomd(redis_server: RedisServer) -> Iterator[Callable[..., RoomdProces
 
     yield start
     for process in started:
-        process.stop()
+        await asyncio.to_thread(process.stop)
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +92,58 @@ def private_redis() -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in started:
         server.cleanup()
+
+
+# -- Redis Cluster and Sentinel (tests/support/redis_ha.py): started only by tests that ask ------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterServers]:
+    """3 masters + 3 replicas, no password, shared by the session (~2 s to start). Never kill its nodes:
+    a test that does takes its own from ``make_redis_cluster``. ``.env()`` gives REDIS_CLUSTER_NODES."""
+    servers = ClusterServers()
+    try:
+        yield servers.start()
+    finally:
+        servers.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelServers]:
+    """Master + replica + 3 Sentinels, data nodes and Sentinels password-protected, shared by the session
+    (~2 s to start). Never kill its master: use ``make_redis_sentinel``. ``.env()`` gives the variables."""
+    servers = SentinelServers(password="data-nodes-password-1", sentinel_password="sentinels-password-1")
+    try:
+        yield servers.start()
+    finally:
+        servers.cleanup()
+
+
+@pytest.fixture
+def make_redis_cluster() -> Iterator[Callable[..., ClusterServers]]:
+    """Private clusters a test may break (kill a master, ...); removed after the test."""
+    started: list[ClusterServers] = []
+
+    def start(**options: Any) -> ClusterServers:
+        servers = ClusterServers(**options)
+        started.append(servers)
+        return servers.start()
+
+    yield start
+    for servers in started:
+        servers.cleanup()
+
+
+@pytest.fixture
+def make_redis_sentinel() -> Iterator[Callable[..., SentinelServers]]:
+    """Private Sentinel setups a test may break (kill the master, ...); removed after the test."""
+    started: list[SentinelServers] = []
+
+    def start(**options: Any) -> SentinelServers:
+        servers = SentinelServers(**options)
+        started.append(servers)
+        return servers.start()
+
+    yield start
+    for servers in started:
+        servers.cleanup()

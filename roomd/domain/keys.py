@@ -36,9 +36,11 @@ the code is in :data:`EXPIRY_KEY`. Every event's bus meta carries it (``inc``), 
 socket still open on an older room that had the same code drops the new room's events."""
 
 INSTANCES_KEY = "roomd:instances"
-"""Sorted set: instance id (``host:pid:port``) -> last heartbeat, written every second
-by each roomd process. Read by ``roomctl stats``, and by live instances to find dead
-ones (a stale heartbeat) whose members must be marked disconnected."""
+"""Sorted set: instance id (``host:pid:port:random``, new at every start) -> last heartbeat
+(Redis's clock), written every second by each roomd process (``lua/heartbeat.lua``). Read
+by ``roomctl stats``, and by live instances to find dead ones (older than
+INSTANCE_TIMEOUT_MS) whose members must be marked disconnected; ``lua/reap.lua`` removes
+an entry once its socket index is empty."""
 
 THROTTLE_PREFIX = "throttle:"
 """Prefix of the HTTP rate-limit counters ``throttle:{client}:{window}``: strings

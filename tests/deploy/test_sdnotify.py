@@ -107,3 +107,14 @@ def test_watchdog_disabled_sends_nothing(listener: NotifySocket, monkeypatch: py
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
     assert sdnotify.Watchdog().ping() is False
     assert listener.until_marker(listener.mark("end"), timeout=5) == []
+
+
+def test_a_reader_that_stopped_reading_does_not_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full datagram queue: notify gives up (False) instead of stalling roomd's event loop."""
+    with NotifySocket() as listener:
+        monkeypatch.setenv("NOTIFY_SOCKET", listener.path)
+        for _ in range(100_000):
+            if not sdnotify.notify("WATCHDOG=1"):
+                break
+        else:
+            pytest.fail("the queue never filled")

@@ -101,8 +101,8 @@ def state_dir() -> Iterator[Path]:
     # line names this directory's socket).
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if argv and argv[0].endswith(b"redis-server") and str(path / "redis.sock").encode() in argv:
+            cmdline = (proc / "cmdline").read_bytes()  # argv, or the title Redis gives itself
+            if b"redis-server" in cmdline and str(path / "redis.sock").encode() in cmdline:
                 os.kill(int(proc.name), signal.SIGKILL)
     shutil.rmtree(path, ignore_errors=True)
 

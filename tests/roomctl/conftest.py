@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from roomctl.cli import cli
+from roomd.domain.store import RoomStore
 from tests.support.processes import RedisServer
 
 # Variables that would change roomctl's behaviour if the person running the tests had them set.
@@ -42,3 +43,9 @@ def roomctl(redis_server: RedisServer, redis_client) -> Roomctl:  # redis_client
 def as_json(result: Result) -> dict:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+async def room_data_keys(store: RoomStore) -> list[bytes]:
+    """Every key but the live roomd instances' own (heartbeats, socket indexes): the shared
+    test roomd writes those at any moment, whatever the test does with rooms."""
+    return [key for key in await store.client.keys("*") if not key.startswith(b"roomd:")]

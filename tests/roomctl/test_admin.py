@@ -12,7 +12,7 @@ import pytest
 from roomd.domain.errors import DomainError
 from roomd.domain.keys import EXPIRY_KEY, INDEX_KEY, channel, room_key
 from roomd.domain.store import RoomStore
-from tests.roomctl.conftest import Roomctl, as_json
+from tests.roomctl.conftest import Roomctl, as_json, room_data_keys
 
 HOUR_MS = 3_600_000
 
@@ -196,7 +196,7 @@ async def test_extend_never_revives_a_room_closed_at_the_same_time(store: RoomSt
             await store.extend(code)
 
     await asyncio.gather(*(f for r in rooms for f in (store.close_room(r.room_code, None), extend(r.room_code))))
-    assert await store.client.keys("*") == []  # no room, member set or user key left behind, no expiry entry
+    assert await room_data_keys(store) == []  # no room, member set or user key left behind, no expiry entry
 
 
 # -- rooms close --idle-for ---------------------------------------------------------

@@ -17,10 +17,17 @@ EVERY_COMMAND = [
     ["users", "show", "someone"],
     ["stats"],
     ["events", "ABCD"],
+    ["rooms", "transfer-host", "ABCD", "someone"],
+    ["rooms", "extend", "ABCD"],
+    ["users", "find", "ana"],
+    ["rooms", "close", "--idle-for", "2h", "--yes"],
+    ["rooms", "list", "--idle-for", "2h", "--host-name", "ana"],
+    ["stats", "--watch", "1"],
+    ["events", "--all"],
 ]
 
 
-@pytest.mark.parametrize("args", EVERY_COMMAND, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", EVERY_COMMAND, ids=lambda a: " ".join(a[:3]))
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_unreachable_redis_is_exit_3(args: list[str], as_json: bool) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

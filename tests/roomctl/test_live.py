@@ -122,3 +122,18 @@ async def test_events_ends_when_the_room_closes(redis_server, api: Api, roomd) -
         event = await next_event(proc)
         assert (event["event"], event["data"]) == ("room:closed", {"reason": "ADMIN_CLOSED"})
         assert await asyncio.wait_for(proc.wait(), 10) == 0  # no Ctrl-C needed
+
+
+async def test_admin_transfer_host_reaches_members(redis_server, api: Api, roomd) -> None:
+    host = await api.create("Ana")
+    player = await api.join(host["roomCode"], "Bob")
+    hs = await Socket.connect(roomd.ws, host["token"])
+    await hs.expect("room:state")
+    ps = await Socket.connect(roomd.ws, player["token"])
+    await ps.expect("room:state")
+    code, out = await roomctl(redis_server, "rooms", "transfer-host", host["roomCode"], "--", player["userId"])
+    assert code == 0, out
+    for s in (hs, ps):
+        assert await s.expect("room:host_updated") == {"hostId": player["userId"]}
+    await ps.send("room:toggle_lock")  # the new host can act as host at once
+    assert await hs.expect("room:lock_toggled") == {"isLocked": True}

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from roomd.domain.store import INDEX_KEY, RoomStore
-from tests.roomctl.conftest import Roomctl, as_json
+from tests.roomctl.conftest import Roomctl, as_json, room_data_keys
 
 
 async def create_rooms(store: RoomStore, count: int) -> list[str]:
@@ -115,7 +115,7 @@ async def test_close_json_deletes_every_key(roomctl: Roomctl, store: RoomStore) 
     host = await store.create_room("Ana")
     player = await store.join_room(host.room_code, "Bob")
     assert as_json(await roomctl("rooms", "close", host.room_code, "--yes", "--json")) == {"closed": host.room_code}
-    assert await store.client.keys("*") == []  # room, members, users, index and expiry entries
+    assert await room_data_keys(store) == []  # room, members, users, index and expiry entries
     assert await store.get_user(player.user_id) is None
 
 

@@ -68,6 +68,12 @@ class NotifySocket:
                 return seen
             seen.append(note)
 
+    def __enter__(self) -> NotifySocket:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.sock.close()
         os.unlink(self.path)

@@ -134,11 +134,29 @@ def test_the_wheel_carries_every_runtime_file_inside_the_package(wheel: Path) ->
 def installed(request: pytest.FixtureRequest, wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Install:
     where = tmp_path_factory.mktemp(request.param)
     if request.param == "prefix":  # pip install --prefix, or Debian's system pip into /usr/local
-        done = _pip(sys.executable, "install", "--no-deps", "--no-index", "--prefix", str(where), str(wheel))
+        done = _pip(
+            sys.executable,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            "--prefix",
+            str(where),
+            str(wheel),
+        )
         site = Path(sysconfig.get_path("purelib", vars={"base": str(where), "platbase": str(where)}))
         install = Install(sys.executable, site, where / "bin", _clean_env(PYTHONPATH=str(site)))
     elif request.param == "target":  # pip install --target DIR, found through PYTHONPATH
-        done = _pip(sys.executable, "install", "--no-deps", "--no-index", "--target", str(where), str(wheel))
+        done = _pip(
+            sys.executable,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            "--target",
+            str(where),
+            str(wheel),
+        )
         install = Install(sys.executable, where, where / "bin", _clean_env(PYTHONPATH=str(where)))
     else:  # pip install --user: refused inside a venv, so the base interpreter installs and runs it
         base = _base_python()
@@ -151,6 +169,9 @@ def installed(request: pytest.FixtureRequest, wheel: Path, tmp_path_factory: pyt
         install = Install(base, Path(site_dir), where / "bin", env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (install.site / "roomd").is_symlink()
+    # pip uninstalls a distribution it finds in the running environment unless told not to:
+    # the venv's own (editable) roomd and its console scripts must survive this test.
+    assert (Path(sys.executable).parent / "roomd").exists(), "installing elsewhere removed the venv's roomd"
     return install
 
 

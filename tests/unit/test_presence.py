@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 import redis.asyncio as aioredis
 
+from roomd import config
 from roomd.domain import store as store_module
 from roomd.domain.store import INSTANCES_KEY, RoomStore, SocketRef, channel, instance_sockets_key
 
@@ -208,3 +209,12 @@ async def test_the_staleness_bound_is_the_stores(redis_client: aioredis.Redis) -
     assert await relaxed.reap_instance("other:2:2:y") == 0
     assert await strict.heartbeat() == ["other:2:2:y"]
     assert await strict.reap_instance("other:2:2:y") == 1
+
+
+def test_the_staleness_bound_is_configurable() -> None:
+    assert config.from_env({}).instance_timeout_ms == 15_000
+    settings = config.from_env({"INSTANCE_TIMEOUT_MS": "1500"})
+    assert settings.instance_timeout_ms == 1500
+    for wrong in ("0", "499", "soon"):
+        with pytest.raises(config.ConfigError, match="INSTANCE_TIMEOUT_MS"):
+            config.from_env({"INSTANCE_TIMEOUT_MS": wrong})
