@@ -134,6 +134,6 @@ async def test_admin_transfer_host_reaches_members(redis_server, api: Api, roomd
     code, out = await roomctl(redis_server, "rooms", "transfer-host", host["roomCode"], "--", player["userId"])
     assert code == 0, out
     for s in (hs, ps):
-        assert await s.expect("room:host_updated") == {"hostId": player["userId"]}
+        assert await s.expect("room:host_updated") == {"hostId": player["userId"], "reason": "TRANSFERRED"}
     await ps.send("room:toggle_lock")  # the new host can act as host at once
     assert await hs.expect("room:lock_toggled") == {"isLocked": True}
