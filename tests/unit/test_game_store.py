@@ -187,3 +187,14 @@ async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_ret
     await store.connect(code, p1, "s4")
     assert await redis_client.zscore(HOSTLESS_KEY, code) is None
     assert await store.migrate_absent_hosts(0) == []
+
+
+async def test_an_admin_extend_keeps_the_game_keys_with_the_room(store: RoomStore, redis_client) -> None:
+    """roomctl rooms extend re-arms every key of the room: its state and history too."""
+    code, (host, _) = await members(store, 2)
+    await store.set_state(code, host, "k", "1")
+    for key in (history_key(code), state_key(code), values_key(code)):
+        await redis_client.pexpire(key, 1000)  # as if most of the TTL had passed
+    await store.extend(code)
+    for key in (history_key(code), state_key(code), values_key(code)):
+        assert await redis_client.pttl(key) > 500_000, key

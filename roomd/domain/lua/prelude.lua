@@ -98,6 +98,16 @@ local function publish(code, room, event, data, meta)
   return publish_raw(code, room, event, cjson.encode(data), meta)
 end
 
+-- Every key of a room but its record gets ttl_ms: members, users, history, state.
+local function expire_room_keys(code, ttl_ms)
+  local ids = redis.call('SMEMBERS', users_key(code))
+  if #ids > 0 then redis.call('PEXPIRE', users_key(code), ttl_ms) end
+  for _, id in ipairs(ids) do redis.call('PEXPIRE', user_key(id), ttl_ms) end
+  redis.call('PEXPIRE', history_key(code), ttl_ms)
+  redis.call('PEXPIRE', state_key(code), ttl_ms)
+  redis.call('PEXPIRE', values_key(code), ttl_ms)
+end
+
 -- Save the room and give every key of the room the same fresh TTL: the room's
 -- own (ttl_ms only for rooms that predate it), whoever acts (roomd or roomctl).
 local function touch(code, room, ttl_ms, now)
@@ -105,12 +115,7 @@ local function touch(code, room, ttl_ms, now)
   room.updatedAt = now
   room.expiresAt = now + ttl_ms
   redis.call('SET', room_key(code), cjson.encode(room), 'PX', ttl_ms)
-  local ids = redis.call('SMEMBERS', users_key(code))
-  if #ids > 0 then redis.call('PEXPIRE', users_key(code), ttl_ms) end
-  for _, id in ipairs(ids) do redis.call('PEXPIRE', user_key(id), ttl_ms) end
-  redis.call('PEXPIRE', history_key(code), ttl_ms)
-  redis.call('PEXPIRE', state_key(code), ttl_ms)
-  redis.call('PEXPIRE', values_key(code), ttl_ms)
+  expire_room_keys(code, ttl_ms)
   redis.call('ZADD', 'rooms:expiry', now + ttl_ms, code)
 end
 
