@@ -63,6 +63,7 @@ setup(
             "types-jsonschema>=4.23,<5",
             "pyyaml>=6,<7",
             "playwright>=1.50,<2",
+            "websockets>=13,<18",  # bench/ (ws-connect, idle-sockets): `make bench` failed on a fresh venv
         ],
     },
     entry_points={

@@ -38,8 +38,17 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "fanout-paced-2000-2procs": ("deliveries/s", None),
     "fanout-saturation-workers2": ("deliveries/s", None),
     "fanout-paced-2000-workers2": ("deliveries/s", None),
+    # issue 11: saturation at least the fan-out scenario's of the same run (see RELATIVE_TARGETS)
+    "game-relay-saturation": ("deliveries/s", None),
+    "game-relay-saturation-2procs": ("deliveries/s", None),
 }
-P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10}
+P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10, "game-relay-paced-5000": 5}
+# scenario -> the scenario whose median rate (same run) is its target
+RELATIVE_TARGETS = {
+    "game-relay-saturation": "fanout-saturation",
+    "game-relay-saturation-2procs": "fanout-saturation-2procs",
+}
+GAME_RATES: list[float | None] = [None, 1000, 5000]  # player messages/s (None = closed loop); 1,000: below the knee
 
 
 def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str, Any]]:
@@ -80,13 +89,33 @@ def http_plan(base: str, kind: str, duration: float) -> Any:
     return run
 
 
+def phase_name(kind: str, rate: float | None, suffix: str) -> str:
+    """``fanout-saturation``, ``game-relay-paced-5000-2procs``, ... (the names ``--only`` matches)."""
+    return (f"{kind}-saturation" if rate is None else f"{kind}-paced-{rate}") + suffix
+
+
 def fanout_plan(bases: list[str], duration: float, rates: list[float | None], suffix: str) -> Any:
     """One population of 100 rooms x 10 sockets per round, serving every phase in ``rates``."""
 
     def run(pids: list[int]) -> dict[str, dict[str, float]]:
         params = {"bases": bases, "rooms": 100, "duration": duration, "rates": rates, "pids": pids}
         phases = loadgen("fanout", params)[0]["phases"]
-        names = [("fanout-saturation" if r is None else f"fanout-paced-{r}") + suffix for r in rates]
+        names = [phase_name("fanout", r, suffix) for r in rates]
+        return {name: summarize([phase]) for name, phase in zip(names, phases, strict=True)}
+
+    return run
+
+
+def game_relay_plan(bases: list[str], duration: float, rates: list[float | None], suffix: str) -> Any:
+    """issue 11's game-relay: one population of 100 rooms x 10 sockets per round, every phase in ``rates``."""
+
+    def run(pids: list[int]) -> dict[str, dict[str, float]]:
+        params = {"bases": bases, "rooms": 100, "duration": duration, "rates": rates, "pids": pids}
+        phases = loadgen("game-relay", params)[0]["phases"]
+        names = [phase_name("game-relay", r, suffix) for r in rates]
+        for name, phase in zip(names, phases, strict=True):
+            if phase.get("first_error"):
+                print(f"  {name}: first error: {phase['first_error']}", file=sys.stderr)
         return {name: summarize([phase]) for name, phase in zip(names, phases, strict=True)}
 
     return run
@@ -102,7 +131,7 @@ def percentile(values: list[float], q: float) -> float:
 def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
     latencies = [x for r in results for x in r["latencies"]]
     elapsed = max(r["elapsed"] for r in results)
-    return {
+    summary = {
         "rate": sum(r["count"] for r in results) / elapsed if elapsed else 0.0,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
@@ -110,6 +139,14 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
         "offered": sum(r.get("sent", 0) for r in results) / elapsed if elapsed else 0.0,
         "roomd_cpu_pct": statistics.mean(r["cpu"] for r in results),
     }
+    if "rt_latencies" in results[0]:  # game-relay: the player's round trip, and the load generator's own CPU
+        round_trips = [x for r in results for x in r["rt_latencies"]]
+        summary["rt_p50_ms"] = percentile(round_trips, 0.50) * 1000
+        summary["rt_p99_ms"] = percentile(round_trips, 0.99) * 1000
+        summary["loadgen_cpu_pct"] = statistics.mean(r["loadgen_cpu"] for r in results)
+        # the rest of the machine (Redis, and whatever else runs: noise) = machine - roomd - load generator
+        summary["other_cpu_pct"] = statistics.mean(r["machine_cpu"] - r["cpu"] - r["loadgen_cpu"] for r in results)
+    return summary
 
 
 def idle_sockets(redis: Redis, count: int, settle: float) -> dict[str, float]:
@@ -156,12 +193,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per scenario")
     parser.add_argument("--only", default="", help="comma-separated scenario name prefixes")
     parser.add_argument("--idle-sockets", type=int, default=10_000)
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+        help="before each round, wait up to SECONDS for the machine to be idle (shared machines)",
+    )  # fmt: skip
     args = parser.parse_args()
+    QUIET["wait"] = args.wait_quiet
     raise_fd_limit()
     wanted = [p for p in args.only.split(",") if p]
 
     def selected(name: str) -> bool:
         return not wanted or any(name.startswith(p) or p.startswith(name) for p in wanted)
+
+    def phases(kind: str, rates: list[float | None], suffix: str = "") -> list[float | None]:
+        """The phases of a population-sharing scenario that --only asks for (all by default)."""
+        return [r for r in rates if not wanted or any(phase_name(kind, r, suffix).startswith(p) for p in wanted)]
 
     redis = Redis()
     rounds: dict[str, list[dict[str, float]]] = {}
@@ -179,22 +225,30 @@ def main() -> None:
                     ),
                 )
             )
-            plans.append(("fanout", fanout_plan([one.base], d, [None, 500, 1000, 2000], "")))
+            if fanout_rates := phases("fanout", [None, 500, 1000, 2000]):
+                plans.append(("fanout", fanout_plan([one.base], d, fanout_rates, "")))
+            if game_rates := phases("game-relay", GAME_RATES):
+                plans.append(("game-relay", game_relay_plan([one.base], d, game_rates, "")))
             run_plans(plans, one, redis, rounds, args.rounds, selected)
         finally:
             one.stop()
-        for label, make in (
-            ("2procs", lambda: [Roomd(redis.url), Roomd(redis.url)]),
-            ("workers2", lambda: [Roomd(redis.url, workers=2)]),
+        for label, make, games in (
+            ("2procs", lambda: [Roomd(redis.url), Roomd(redis.url)], True),
+            ("workers2", lambda: [Roomd(redis.url, workers=2)], False),
         ):
-            names = [f"fanout-saturation-{label}", f"fanout-paced-2000-{label}"]
-            if not any(selected(n) for n in names):
+            fanout_rates = phases("fanout", [None, 2000], f"-{label}")
+            game_rates = phases("game-relay", [None, GAME_RATES[-1]], f"-{label}") if games else []
+            if not fanout_rates and not game_rates:
                 continue
             servers = make()
             try:
                 bases = [s.base for s in servers]
-                plans = [("fanout", fanout_plan(bases, d, [None, 2000], f"-{label}"))]
-                run_plans(plans, servers, redis, rounds, args.rounds, selected)
+                plans = []
+                if fanout_rates:
+                    plans.append(("fanout", fanout_plan(bases, d, fanout_rates, f"-{label}")))
+                if game_rates:
+                    plans.append(("game-relay", game_relay_plan(bases, d, game_rates, f"-{label}")))
+                run_plans(plans, servers, redis, rounds, args.rounds, lambda name: True)
             finally:
                 for s in servers:
                     s.stop()
@@ -202,6 +256,29 @@ def main() -> None:
     finally:
         redis.stop()
     report(rounds, idle, time.perf_counter() - started, args)
+
+
+QUIET = {"wait": 0.0}  # --wait-quiet
+
+
+def wait_quiet(limit: float, busy_below: float = 0.15) -> None:
+    """Before a round on a shared machine: wait (at most ``limit`` s) until two 1 s samples are idle."""
+    if limit <= 0:
+        return
+
+    def jiffies() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:8]]
+        return sum(fields), fields[3] + fields[4]
+
+    deadline, calm = time.monotonic() + limit, 0
+    while time.monotonic() < deadline and calm < 2:
+        a = jiffies()
+        time.sleep(1)
+        b = jiffies()
+        calm = calm + 1 if 1 - (b[1] - a[1]) / max(1, b[0] - a[0]) < busy_below else 0
+    if calm < 2:
+        print(f"  (the machine did not go quiet within {limit:.0f} s: this round is noisy)", file=sys.stderr)
 
 
 def run_plans(
@@ -217,6 +294,7 @@ def run_plans(
         if not selected(name):
             continue
         for _ in range(count):
+            wait_quiet(QUIET["wait"])
             redis.flush()
             pids = [p for s in group for p in s.pids()]
             outcome = run(pids)
@@ -233,10 +311,13 @@ def run_plans(
 
 def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | None, seconds: float, args: Any) -> None:
     rows = []
+    medians = {name: statistics.median(r["rate"] for r in results) for name, results in rounds.items()}
     for name, results in rounds.items():
         rates = [r["rate"] for r in results]
         median = {k: statistics.median(r[k] for r in results) for k in results[0]}
         unit, target = TARGETS.get(name, ("/s", None))
+        if name in RELATIVE_TARGETS and RELATIVE_TARGETS[name] in medians:
+            target = medians[RELATIVE_TARGETS[name]]
         p99_target = P99_TARGETS.get(name)
         status = "-"
         if target is not None or p99_target is not None:
@@ -268,6 +349,19 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
             f"{r['scenario']:30s} {r['rate']:>10.0f} {r['rate_min']:>8.0f}-{r['rate_max']:<8.0f} {r['p50_ms']:>8.1f} "
             f"{r['p99_ms']:>8.1f} {r['roomd_cpu_pct']:>8.0f}%  {target} {r['status'] if target else ''}"
         )
+    games = [r for r in rows if "rt_p99_ms" in r]
+    if games:
+        print("\ngame-relay: 11 deliveries per player message; p50/p99 above = player -> host (game:message)")
+        print(
+            f"{'scenario':30s} {'messages/s':>10s} {'round trip p50':>15s} {'p99 ms':>8s} {'loadgen cpu':>11s} "
+            f"{'other cpu':>9s}"
+        )
+        for r in games:
+            print(
+                f"{r['scenario']:30s} {r['offered']:>10.0f} {r['rt_p50_ms']:>15.1f} {r['rt_p99_ms']:>8.1f} "
+                f"{r['loadgen_cpu_pct']:>10.0f}% {r['other_cpu_pct']:>8.0f}%"
+            )
+        print("(other cpu = the whole machine less roomd and the load generator: Redis ~20%, the rest is noise)")
     if idle:
         print(
             f"\nidle-sockets: {idle['sockets']:.0f} sockets, {idle['rss_per_socket_kib']:.1f} KiB RSS each "

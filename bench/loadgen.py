@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from bench import scenarios
+from bench import gamerelay, scenarios
 from bench.servers import raise_fd_limit
 
 
@@ -18,6 +18,7 @@ def main() -> None:
         "ws-connect": scenarios.ws_connect,
         "fanout": scenarios.fanout,
         "idle": scenarios.idle_sockets,
+        "game-relay": gamerelay.game_relay,
     }[name]
     result = asyncio.run(runner(**params))
     if result is not None:

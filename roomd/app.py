@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import mimetypes
 from typing import Any
 
 import tornado.routing
@@ -16,9 +17,9 @@ from roomd.domain.store import RoomStore
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.logs import safe_uri
-from roomd.protocol import package_path, preload, protocol_dir
+from roomd.protocol import game_validators, package_path, preload, protocol_dir
 from roomd.transport import http
-from roomd.transport.commands import build_table
+from roomd.transport.commands import GameRules, build_table
 from roomd.transport.context import Services
 from roomd.transport.hub import Hub
 from roomd.transport.metrics import Metrics, MetricsHandler
@@ -26,6 +27,7 @@ from roomd.transport.request_ids import request_id
 from roomd.transport.websocket import RoomSocket, resync_rooms
 
 STATIC_DIR = package_path("roomd", "static")  # the lobby page, wherever roomd is installed
+mimetypes.add_type("application/typescript", ".ts")  # /client/roomd.d.ts (the default guess is a Qt file type)
 CODE_PATTERN = r"([^/]+)"
 
 
@@ -49,6 +51,12 @@ def build_services(settings: Settings, redis_url: str | None = None) -> Services
     return services
 
 
+def game_rules(settings: Settings) -> GameRules:
+    """GAME_MESSAGE_MAX_BYTES and the compiled GAME_SCHEMAS_DIR (checked at start by main)."""
+    schemas = game_validators(str(settings.game_schemas_dir)) if settings.game_schemas_dir is not None else None
+    return GameRules(max_bytes=settings.game_message_max_bytes, schemas=schemas)
+
+
 def make_app(services: Services) -> tornado.web.Application:
     preload()  # codes and schemas read now, not first on an error path (maybe out of descriptors)
     s = services.settings
@@ -58,7 +66,7 @@ def make_app(services: Services) -> tornado.web.Application:
         (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
         (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
         (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
-        (r"/ws", RoomSocket, {"services": services, "commands": build_table()}),
+        (r"/ws", RoomSocket, {"services": services, "commands": build_table(game_rules(s))}),
         (r"/()", http.StaticFiles, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
         (r"/static/(.*)", http.StaticFiles, {"path": str(STATIC_DIR)}),
         (r"/client/(.*)", http.StaticFiles, {"path": str(protocol_dir() / "client")}),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import secrets
@@ -32,6 +33,47 @@ log = logging.getLogger("roomd.bus")
 
 Deliver = Callable[[str, bytes], None]
 Resubscribed = Callable[[list[str]], Awaitable[None]]
+
+
+class BusMessage:
+    """One bus message ``<meta JSON>\\n<frame JSON>``, decoded once per process.
+
+    Written by the domain scripts (``publish`` in ``lua/prelude.lua``) and kept in
+    the room's history for replays. ``payload`` is the frame members receive, with
+    its top-level ``seq``, encoded once in Lua. Meta fields:
+
+    * ``seq`` - the room's sequence number (absent only on ``room:closed {EXPIRED}``);
+    * ``inc`` - the room's incarnation: a socket of an older room that had the same
+      code drops the events of this one;
+    * ``to`` - the only user ids that may receive it (absent: every member);
+    * ``skip`` - a user id that does not receive it;
+    * ``direct`` - ``{userId, event, data}``: that user receives this frame instead;
+    * ``close`` - ``{code, userId?, exceptSocket?}``: sockets to close after the frame;
+    * ``resync`` - user ids whose view of the state changed wholesale (a new host):
+      they re-read a snapshot.
+
+    ``plain`` is true when only ``seq``/``to``/``skip`` are set, the fast path of fan-out.
+    """
+
+    __slots__ = ("close", "direct", "inc", "payload", "plain", "resync", "seq", "skip", "to")
+
+    def __init__(self, raw: bytes) -> None:
+        meta_raw, _, self.payload = raw.partition(b"\n")
+        meta = json.loads(meta_raw)
+        self.seq: int | None = meta.get("seq")
+        self.inc: str | None = meta.get("inc")
+        to = meta.get("to")
+        self.to: frozenset[str] | None = None if to is None else frozenset(to)
+        self.skip: str | None = meta.get("skip")
+        self.direct: dict[str, Any] | None = meta.get("direct")
+        self.close: dict[str, Any] | None = meta.get("close")
+        resync = meta.get("resync")
+        self.resync: frozenset[str] | None = None if resync is None else frozenset(resync)
+        self.plain = self.direct is None and self.close is None and self.resync is None
+
+    def for_user(self, user_id: str) -> bool:
+        """Whether ``user_id`` may receive this message at all (``to``)."""
+        return self.to is None or user_id in self.to
 
 
 class RoomBus:

@@ -77,6 +77,12 @@ class Settings:
     worker_restart_delay_ms: int = 1_000  # first back-off of a worker restart; doubles per consecutive failure
     worker_start_attempts: int = 5  # consecutive failures before ready after which --workers gives up
     state_dir: Path = Path(".roomd")
+    game_message_max_bytes: int = 8_192
+    game_schemas_dir: Path | None = None
+    room_state_max_keys: int = 256
+    room_state_max_bytes: int = 262_144
+    room_history_size: int = 256
+    host_grace_seconds: int = 30
 
     @property
     def development(self) -> bool:
@@ -295,6 +301,13 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _directory(name: str, raw: str) -> Path:
+    path = Path(raw.strip())
+    if not path.is_dir():
+        raise ConfigError(f"{name}: {path} is not a directory")
+    return path
+
+
 def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
     """Merge ``.env`` into ``os.environ`` without overriding real environment variables."""
     if Path(path).is_file():
@@ -349,6 +362,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("WORKER_RESTART_DELAY_MS", "worker_restart_delay_ms", lambda n, r: _int(n, r, 10, 60_000))
     take("WORKER_START_ATTEMPTS", "worker_start_attempts", lambda n, r: _int(n, r, 1, 1000))
     take("STATE_DIR", "state_dir", lambda n, r: Path(r.strip()))
+    take("GAME_MESSAGE_MAX_BYTES", "game_message_max_bytes", lambda n, r: _int(n, r, 1))
+    take("GAME_SCHEMAS_DIR", "game_schemas_dir", _directory)
+    take("ROOM_STATE_MAX_KEYS", "room_state_max_keys", lambda n, r: _int(n, r, 0))
+    take("ROOM_STATE_MAX_BYTES", "room_state_max_bytes", lambda n, r: _int(n, r, 0))
+    take("ROOM_HISTORY_SIZE", "room_history_size", lambda n, r: _int(n, r, 1, 100_000))
+    take("HOST_GRACE_SECONDS", "host_grace_seconds", lambda n, r: _int(n, r, 1))
     url = redis_url_from_env(env)
     if url is not None:
         values["redis_url"] = url

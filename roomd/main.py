@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import sys
 
-from roomd import __version__, config, logs, sdnotify
+from roomd import __version__, config, logs, protocol, sdnotify
 from roomd.devredis import DevRedis, DevRedisError
 from roomd.domain.redis_target import check_supported, target_from_settings
 from roomd.server import ListenError, serve
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             raise config.ConfigError("PORT must be fixed (not 0) when running several workers")
         if settings.redis_topology != "single":
             check_supported(target_from_settings(settings))
-    except config.ConfigError as exc:
+        if settings.game_schemas_dir is not None:
+            protocol.game_validators(str(settings.game_schemas_dir))  # compiled now, before listening
+    except (config.ConfigError, protocol.GameSchemaError) as exc:
         print(f"roomd: configuration error: {exc}", file=sys.stderr)
         return 2
     passwords = (settings.redis_password or "", settings.redis_sentinel_password or "")

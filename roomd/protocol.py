@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError
 from referencing import Registry, Resource
 
 PACKAGED_PROTOCOL = "_protocol"  # protocol/ inside the installed package (setup.py package_dir)
@@ -88,6 +90,10 @@ class ErrorCode(enum.StrEnum):
     CANNOT_KICK_SELF = "CANNOT_KICK_SELF"
     ALREADY_HOST = "ALREADY_HOST"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    STATE_TOO_LARGE = "STATE_TOO_LARGE"
 
     @property
     def http_status(self) -> int:
@@ -157,6 +163,40 @@ def client_event_validators() -> Mapping[str, Draft202012Validator]:
             continue
         schema = json.loads(path.read_text())
         found[schema["title"]] = validator(f"client/{path.name}")
+    return found
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # game message types and state keys
+
+
+class GameSchemaError(ValueError):
+    """A file of GAME_SCHEMAS_DIR is not a usable JSON Schema; the message names it."""
+
+
+@cache
+def game_validators(directory: str) -> Mapping[str, Draft202012Validator]:
+    """Message type -> compiled validator of its ``data``, one ``<type>.json`` per type.
+
+    Compiled once at start (and cached, so forked workers share the work): a
+    broken schema must stop roomd before it listens, naming the file, rather
+    than fail on the first message of that type in the middle of a game.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise GameSchemaError(f"GAME_SCHEMAS_DIR: {folder} is not a directory")
+    found: dict[str, Draft202012Validator] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix != ".json" or path.name.startswith("."):
+            continue
+        if not NAME_PATTERN.fullmatch(path.stem):
+            raise GameSchemaError(f"{path}: the file name must be <type>.json with a type of [A-Za-z0-9_.:-]{{1,64}}")
+        try:
+            schema = json.loads(path.read_text())
+            Draft202012Validator.check_schema(schema)
+            found[path.stem] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        except (OSError, UnicodeDecodeError, ValueError, SchemaError) as exc:
+            problem = exc.message if isinstance(exc, SchemaError) else str(exc)
+            raise GameSchemaError(f"{path}: not a valid JSON Schema: {problem}") from None
     return found
 
 

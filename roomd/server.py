@@ -141,7 +141,7 @@ async def drain(services: Services, server: HTTPServer, duties: asyncio.Task[Non
     server.stop()
     log.info("draining: closing %d socket(s)", len(services.hub))
     for sock in services.hub.sockets():
-        sock.close(CloseCode.GOING_AWAY, "GOING_AWAY")  # type: ignore[attr-defined]
+        sock.close(CloseCode.GOING_AWAY, "GOING_AWAY")
     while len(services.hub):  # each close marks its user disconnected in Redis
         await asyncio.sleep(0.02)
     while services.tasks:
@@ -164,14 +164,17 @@ def instance_id(port: int) -> str:
 
 
 async def _background_duties(services: Services, instance: str) -> None:
-    """Expiry sweep (tells members of rooms Redis expired), and presence (roomd/transport/presence.py):
-    the instance heartbeat, reaping dead instances' members (stale beyond INSTANCE_TIMEOUT_MS), and
-    reconciling this instance's socket index with the sockets it holds."""
+    """Expiry sweep (tells members of rooms Redis expired), host grace sweep (hostMigration
+    "disconnect": rooms whose host has had no socket for HOST_GRACE_SECONDS), and presence
+    (roomd/transport/presence.py): the instance heartbeat, reaping dead instances' members (stale
+    beyond INSTANCE_TIMEOUT_MS), and reconciling this instance's socket index with the sockets it holds."""
     presence = Presence(services)  # for services.store.instance_id, which is ``instance``
+    grace_ms = services.settings.host_grace_seconds * 1000
     while True:
         try:
             await services.store.expire_due_rooms()
             await presence.beat()
+            await services.store.migrate_absent_hosts(grace_ms)
         except (StoreUnavailable, OSError) as exc:
             log.debug("background duties skipped: %s", exc)
         except Exception:

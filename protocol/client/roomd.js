@@ -1,45 +1,90 @@
 // roomd JavaScript client: a dependency-free ES module speaking the protocol of
-// protocol/README.md. Served by roomd at /client/roomd.js; docs/client.md is its guide.
+// protocol/README.md. Served by roomd at /client/roomd.js, with its TypeScript
+// declarations at /client/roomd.d.ts; docs/client.md is its guide, docs/games.md
+// shows how to build a game on it.
 //
 //   import { RoomdClient } from "/client/roomd.js";
 //   const client = new RoomdClient();                 // same origin; or { baseUrl }
-//   client.on("change", ({ room, users }) => render(room, users));
+//   client.on("change", ({ room, users, state }) => render(room, users, state));
+//   client.on("message", ({ from, type, data }) => handle(from, type, data));
 //   client.on("session:ended", ({ reason }) => showEnded(reason));
 //   if (!client.resume()) await client.joinRoom("abcd", "Bob");   // or createRoom("Ana")
 //   client.connect();
+//   await client.setState("answer:" + client.session.userId, "42"); // resolves on the server's ack
 //
-// Reconnection: a dropped socket reconnects with capped, jittered exponential
-// backoff using the same token; a refused token (4401/4404) is traded once for
-// a fresh one at POST /rooms/:code/rejoin, and if that fails too the session
-// ends. Tokens expire (exp = issue + ROOM_TTL_SECONDS) while a busy room lives
-// on, so the client also trades its token at half its lifetime. After a page
-// reload resume() picks the session up from sessionStorage. The client stops
-// for good on leave (1000), kick (4403), replacement (4409) and room closed
-// (4410), and says why with a "session:ended" event. Close codes drive every
-// decision.
+// Actions (send, setState, deleteState, kick, toggleLock, transferHost, closeRoom,
+// leave) send a frame with an id and return a Promise: it resolves with {seq} when
+// roomd acknowledges the frame ("ack"), and rejects with a RoomdError carrying the
+// error code of the error:room that answered it (or NOT_CONNECTED when no socket is
+// open, CONNECTION_LOST when the socket dropped before the answer: the action may or
+// may not have happened).
+//
+// Recovery: the client remembers the highest room sequence number (seq) it applied.
+// A dropped socket reconnects with capped, jittered exponential backoff using the
+// same token and ?since=<seq>: roomd then replays exactly the events missed
+// (room:resumed, then the events), or sends a fresh room:state when its history no
+// longer reaches back that far. Either way room, users and state end up as if the
+// socket had never dropped. A refused token (4401/4404) is traded once for a fresh
+// one at POST /rooms/:code/rejoin, and if that fails too the session ends. Tokens
+// expire (exp = issue + ROOM_TTL_SECONDS) while a busy room lives on, so the client
+// also trades its token at half its lifetime. After a page reload resume() picks
+// the session up from sessionStorage (and the first room:state brings everything
+// back). The client stops for good on leave (1000), kick (4403), replacement (4409)
+// and room closed (4410), and says why with a "session:ended" event. Close codes
+// drive every decision.
 
 /** Close codes after which reconnecting is pointless: the session is over. */
-const STOP = { 1000: "LEFT", 4403: "KICKED", 4409: "REPLACED", 4410: "CLOSED" };
+const STOP = /** @type {Record<number, string>} */ ({ 1000: "LEFT", 4403: "KICKED", 4409: "REPLACED", 4410: "CLOSED" });
 /** Close codes meaning "this token was refused": worth one /rejoin. */
-const REJOIN = { 4401: "UNAUTHORIZED", 4404: "NOT_FOUND" };
+const REJOIN = /** @type {Record<number, string>} */ ({ 4401: "UNAUTHORIZED", 4404: "NOT_FOUND" });
 /** HTTP answers worth retrying later (network down, throttled, server trouble). */
-const transient = (status) => status === 0 || status === 408 || status === 429 || status >= 500;
+const transient = (/** @type {number | undefined} */ status) =>
+  status === 0 || status === 408 || status === 429 || (status !== undefined && status >= 500);
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit
 const REFRESH_RETRY_MS = 30_000;
 
+/**
+ * @typedef {import("./roomd.js").Session} Session
+ * @typedef {import("./roomd.js").Room} Room
+ * @typedef {import("./roomd.js").User} User
+ * @typedef {import("./roomd.js").RoomState} RoomState
+ * @typedef {import("./roomd.js").Ack} Ack
+ * @typedef {import("./roomd.js").Status} Status
+ * @typedef {import("./roomd.js").ClientOptions} ClientOptions
+ * @typedef {import("./roomd.js").CreateRoomOptions} CreateRoomOptions
+ * @typedef {import("./roomd.js").SendOptions} SendOptions
+ * @typedef {import("./roomd.js").SetStateOptions} SetStateOptions
+ * @typedef {import("./roomd.js").DeleteStateOptions} DeleteStateOptions
+ * @typedef {import("./roomd.js").RoomdErrorDetails} RoomdErrorDetails
+ * @typedef {import("./roomd.js").RoomdClient} RoomdClientDeclaration
+ * @typedef {import("./roomd.js").RoomdError} RoomdErrorDeclaration
+ * @typedef {{event: string, resolve: (ack: Ack) => void, reject: (err: RoomdError) => void}} Pending
+ * @typedef {{event: string, data?: any, seq?: number}} Frame
+ */
+
+/** @implements {RoomdErrorDeclaration} */
 export class RoomdError extends Error {
-  constructor(code, message, { status, event, id } = {}) {
+  /**
+   * @param {string} code
+   * @param {string} [message]
+   * @param {RoomdErrorDetails} [details]
+   */
+  constructor(code, message, { status, event, id, version } = {}) {
     super(message || code);
     this.name = "RoomdError";
-    this.code = code; // a protocol error code (protocol/codes.json) or NETWORK_ERROR / NOT_CONNECTED / NO_SESSION
+    this.code = code; // a protocol error code (protocol/codes.json) or NETWORK_ERROR / NOT_CONNECTED / CONNECTION_LOST / NO_SESSION
     this.status = status; // HTTP status (0: no answer), undefined for WebSocket errors
     this.event = event; // the client event that caused an error:room, if any
     this.id = id; // the correlation id of that event
+    this.version = version; // VERSION_CONFLICT: the entry's current version (0: absent)
   }
 }
 
-/** The claims of a JWT, decoded but not verified (only the server can), or null. */
-export function tokenClaims(token) {
+/**
+ * The claims of a JWT, decoded but not verified (only the server can), or null.
+ * @type {typeof import("./roomd.js").tokenClaims}
+ */
+export const tokenClaims = (token) => {
   try {
     const part = String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
     const bytes = Uint8Array.from(atob(part + "=".repeat((4 - (part.length % 4)) % 4)), (c) => c.charCodeAt(0));
@@ -48,34 +93,46 @@ export function tokenClaims(token) {
   } catch (err) {
     return null;
   }
-}
+};
 
+/** @implements {RoomdClientDeclaration} */
 export class RoomdClient {
-  /**
-   * @param {object} [options]
-   * @param {string} [options.baseUrl] roomd's address; defaults to the page's origin
-   * @param {Storage|null} [options.storage] where the session survives reloads (sessionStorage; null: nowhere)
-   * @param {string} [options.storageKey]
-   * @param {{baseMs?: number, capMs?: number}} [options.backoff] reconnection delays
-   */
+  /** @param {ClientOptions} [options] */
   constructor({ baseUrl, storage, storageKey = "roomd.session", backoff = {} } = {}) {
     this.baseUrl = (baseUrl || globalThis.location?.origin || "").replace(/\/$/, "");
-    this.storage = storage === undefined ? globalThis.sessionStorage : storage;
+    /** @type {Storage | null} */
+    this.storage = storage === undefined ? globalThis.sessionStorage ?? null : storage;
     this.storageKey = storageKey;
     this.backoff = { baseMs: 250, capMs: 10_000, ...backoff };
-    this.session = null; // { roomCode, token, userId, refreshAt }
-    this.room = null; // the last room object (room:state, kept up to date by later events)
-    this.users = []; // the live member list
-    this.status = "idle"; // idle | connecting | open | reconnecting | ended
+    /** @type {Session | null} */
+    this.session = null;
+    /** @type {Room | null} the room object of room:state, kept up to date by later events */
+    this.room = null;
+    /** @type {User[]} the live member list */
+    this.users = [];
+    /** @type {RoomState} the state entries this member may read, kept up to date */
+    this.state = {};
+    /** @type {number | null} the highest room sequence number applied (null: no room:state yet) */
+    this.seq = null;
+    /** @type {Status} */
+    this.status = "idle";
+    /** @type {Map<string, Set<(data: any) => void>>} */
     this._handlers = new Map();
+    /** @type {WebSocket | null} */
     this._socket = null;
-    this._attempt = 0; // reconnection attempts since the last room:state
+    /** @type {Map<number, Pending>} actions sent and not answered yet, by frame id */
+    this._pending = new Map();
+    this._attempt = 0; // reconnection attempts since the last room:state / room:resumed
     this._rejoined = false; // a /rejoin already answered since the last room:state
-    this._closedReason = null; // from room:closed, reported when 4410 arrives
+    /** @type {string | null} from room:closed, reported when 4410 arrives */
+    this._closedReason = null;
     this._epoch = 0; // bumped whenever the socket is replaced, to drop stale callbacks
     this._nextId = 1;
-    this._timer = null; // the pending reconnection
-    this._refreshTimer = null; // the pending token refresh
+    /** @type {ReturnType<typeof setTimeout> | undefined} the pending reconnection */
+    this._timer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} the pending token refresh */
+    this._refreshTimer = undefined;
+    this._warnedClose = false;
     // A phone that wakes up or gets its network back should not sit out the backoff.
     globalThis.addEventListener?.("online", () => this._wake());
     globalThis.document?.addEventListener?.("visibilitychange", () => {
@@ -86,22 +143,35 @@ export class RoomdClient {
   // -- events -----------------------------------------------------------------
 
   /**
-   * Subscribe to a protocol event by name ("user:connected", "room:state", ...) or to one
-   * of the client's own: "change" {event, room, users} after every frame, "status" {status},
-   * "error" (a RoomdError, from error:room), "reconnecting" {attempt, delayMs, code},
-   * "token" {session} after a refresh, "session:ended" {reason, code}.
-   * Returns a function that unsubscribes.
+   * Subscribe to a protocol event by name ("user:connected", "game:message", ...) or to one
+   * of the client's own: "change" {event, room, users, state} after every room frame,
+   * "message" {from, type, data, seq} for game:message, "state" {key, value, version, by,
+   * deleted, seq} for state:changed / state:deleted, "status" {status}, "error" (a
+   * RoomdError, from every error:room), "reconnecting" {attempt, delayMs, code}, "token"
+   * {session} after a refresh, "session:ended" {reason, code}. Returns an unsubscribe function.
+   * @param {string} event
+   * @param {(data: any) => void} handler
+   * @returns {() => void}
    */
   on(event, handler) {
-    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
-    this._handlers.get(event).add(handler);
+    let handlers = this._handlers.get(event);
+    if (!handlers) this._handlers.set(event, (handlers = new Set()));
+    handlers.add(handler);
     return () => this.off(event, handler);
   }
 
+  /**
+   * @param {string} event
+   * @param {(data: any) => void} handler
+   */
   off(event, handler) {
     this._handlers.get(event)?.delete(handler);
   }
 
+  /**
+   * @param {string} event
+   * @param {any} data
+   */
   _emit(event, data) {
     for (const handler of [...(this._handlers.get(event) || [])]) {
       try {
@@ -114,7 +184,15 @@ export class RoomdClient {
 
   // -- HTTP -------------------------------------------------------------------
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   * @param {string} [token]
+   * @returns {Promise<any>}
+   */
   async _request(method, path, body, token) {
+    /** @type {Record<string, string>} */
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -135,28 +213,48 @@ export class RoomdClient {
     return payload;
   }
 
-  /** Room codes are case-insensitive: players may type "abcd". */
+  /**
+   * Room codes are case-insensitive: players may type "abcd".
+   * @param {string} code
+   */
   static normalizeCode(code) {
     return String(code).replace(/\s+/g, "").toUpperCase();
   }
 
+  /**
+   * @param {string} code
+   * @param {string} [suffix]
+   */
   _roomPath(code, suffix = "") {
     return `/rooms/${encodeURIComponent(RoomdClient.normalizeCode(code))}${suffix}`;
   }
 
-  /** Create a room; the caller becomes its host. Resolves to the session. */
-  async createRoom(displayName, { maxUsers } = {}) {
+  /**
+   * Create a room; the caller becomes its host. Resolves to the session.
+   * @param {string} displayName
+   * @param {CreateRoomOptions} [options] maxUsers, playerMessages ("host" | "all"), hostMigration ("leave" | "disconnect")
+   */
+  async createRoom(displayName, options = {}) {
+    /** @type {Record<string, unknown>} */
     const body = { displayName };
-    if (maxUsers !== undefined) body.maxUsers = maxUsers;
+    for (const [name, value] of Object.entries(options)) if (value !== undefined) body[name] = value;
     return this._remember(await this._request("POST", "/rooms", body));
   }
 
-  /** Join a room by code. Rejects with a RoomdError: ROOM_NOT_FOUND, ROOM_LOCKED, ROOM_FULL, ... */
+  /**
+   * Join a room by code. Rejects with a RoomdError: ROOM_NOT_FOUND, ROOM_LOCKED, ROOM_FULL, ...
+   * @param {string} code
+   * @param {string} displayName
+   */
   async joinRoom(code, displayName) {
     return this._remember(await this._request("POST", this._roomPath(code, "/join"), { displayName }));
   }
 
-  /** The public room object (GET /rooms/:code), without joining. */
+  /**
+   * The public room object (GET /rooms/:code), without joining.
+   * @param {string} code
+   * @returns {Promise<Room>}
+   */
   async getRoom(code) {
     return this._request("GET", this._roomPath(code));
   }
@@ -173,6 +271,7 @@ export class RoomdClient {
     try {
       const saved = this.storage && JSON.parse(this.storage.getItem(this.storageKey) || "null");
       if (saved && saved.roomCode && saved.token && saved.userId) {
+        this._reset(saved);
         this.session = saved;
         this._planRefresh();
       }
@@ -182,20 +281,36 @@ export class RoomdClient {
     return this.session;
   }
 
+  /**
+   * @param {{roomCode: string, token: string, userId: string}} membership
+   * @returns {Session}
+   */
   _remember({ roomCode, token, userId }) {
     const claims = tokenClaims(token);
     const lifetimeMs = claims && claims.exp > claims.iat ? (claims.exp - claims.iat) * 1000 : null;
     // Measured on our own clock from now, so a skewed device clock does not matter.
     const refreshAt = lifetimeMs ? Date.now() + lifetimeMs / 2 : null;
-    const renewed = this.session?.roomCode === roomCode && this.session?.userId === userId;
-    this.session = { roomCode, token, userId, refreshAt };
-    if (!renewed) {
-      this._attempt = 0;
-      this._rejoined = false;
-    }
+    const session = { roomCode, token, userId, refreshAt };
+    this._reset(session);
+    this.session = session;
     this.storage?.setItem(this.storageKey, JSON.stringify(this.session));
     this._planRefresh();
     return this.session;
+  }
+
+  /**
+   * Another room or another member: nothing of the previous one may leak into it, and
+   * its seq must not be used to resume.
+   * @param {{roomCode: string, userId: string}} next
+   */
+  _reset(next) {
+    if (this.session?.roomCode === next.roomCode && this.session?.userId === next.userId) return;
+    this._attempt = 0;
+    this._rejoined = false;
+    this.room = null;
+    this.users = [];
+    this.state = {};
+    this.seq = null;
   }
 
   /** Drop the session (here and in storage) without telling the server. */
@@ -222,7 +337,7 @@ export class RoomdClient {
     } catch (err) {
       // A refused token is the socket's business (its close code ends the session);
       // an unreachable server is worth another try.
-      if (this.session === session && transient(err.status)) {
+      if (this.session === session && err instanceof RoomdError && transient(err.status)) {
         this._refreshTimer = setTimeout(() => this._refresh(), REFRESH_RETRY_MS);
       }
     }
@@ -232,7 +347,9 @@ export class RoomdClient {
 
   /**
    * Open the socket. With a token (e.g. handed out by your game's backend), adopt it
-   * first; otherwise use the session of createRoom/joinRoom/resume.
+   * first; otherwise use the session of createRoom/joinRoom/resume. When this client
+   * already holds the room (a reconnection), it asks for the missed events only.
+   * @param {string} [token]
    */
   connect(token) {
     if (token) this._adopt(token);
@@ -244,6 +361,7 @@ export class RoomdClient {
     const url = new URL(this.baseUrl + "/ws", globalThis.location?.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", this.session.token); // browsers cannot set headers on WebSockets
+    if (this.room && this.seq !== null) url.searchParams.set("since", String(this.seq));
     const socket = new WebSocket(url);
     this._socket = socket;
     socket.onmessage = (message) => {
@@ -256,6 +374,7 @@ export class RoomdClient {
     };
   }
 
+  /** @param {string} token */
   _adopt(token) {
     const claims = tokenClaims(token);
     if (!claims || typeof claims.roomCode !== "string" || typeof claims.userId !== "string") {
@@ -264,30 +383,75 @@ export class RoomdClient {
     this._remember({ roomCode: claims.roomCode, token, userId: claims.userId });
   }
 
-  /** Close the socket without leaving the room: the user stays a member (shown disconnected). */
+  /**
+   * Close the socket without leaving the room: the user stays a member (shown
+   * disconnected) and connect() picks up where it stopped. The room stays open.
+   */
   disconnect() {
     this._detach();
     this._setStatus("idle");
   }
 
+  /**
+   * Deprecated: an alias of disconnect(). It never closed the room for everyone (use
+   * closeRoom() for that), whatever older versions of this client did.
+   * @deprecated
+   */
+  close() {
+    if (!this._warnedClose) {
+      this._warnedClose = true;
+      console.warn("roomd: close() only disconnects; use disconnect(), or closeRoom() to close the room");
+    }
+    this.disconnect();
+  }
+
   _detach() {
     clearTimeout(this._timer);
-    this._timer = null;
+    this._timer = undefined;
     this._epoch += 1; // callbacks of the old socket are ignored from now on
     const socket = this._socket;
     this._socket = null;
     if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
+    this._settle(null);
   }
 
+  /**
+   * Send a client event with an id; the Promise settles on the server's answer.
+   * @param {string} event
+   * @param {unknown} [data]
+   * @returns {Promise<Ack>}
+   */
   _send(event, data) {
     if (!this._socket || this._socket.readyState !== WebSocket.OPEN) {
-      throw new RoomdError("NOT_CONNECTED", "Not connected.", { event });
+      return Promise.reject(new RoomdError("NOT_CONNECTED", "Not connected.", { event }));
     }
     const id = this._nextId++;
+    /** @type {Frame & {id: number}} */
     const frame = { event, id };
     if (data !== undefined) frame.data = data;
+    /** @type {Promise<Ack>} */
+    const answered = new Promise((resolve, reject) => this._pending.set(id, { event, resolve, reject }));
     this._socket.send(JSON.stringify(frame));
-    return id; // echoed by the error:room this frame may cause
+    return answered;
+  }
+
+  /**
+   * The socket is gone (close code, or null when we dropped it ourselves): nothing
+   * more will answer the actions in flight. A leave answered by 1000 and a closeRoom
+   * answered by room:closed HOST_CLOSED did happen; of the others we cannot know.
+   * @param {number | null} code
+   */
+  _settle(code) {
+    const pending = [...this._pending.values()];
+    this._pending.clear();
+    for (const { event, resolve, reject } of pending) {
+      if ((event === "room:leave" && code === 1000) || (event === "room:close" && this._closedReason === "HOST_CLOSED")) {
+        resolve({ seq: this.seq ?? 0 });
+      } else {
+        const message = "The connection ended before the server answered; the action may or may not have happened.";
+        reject(new RoomdError("CONNECTION_LOST", message, { event }));
+      }
+    }
   }
 
   /** Leave for good: the server closes with 1000 and "session:ended" {reason: "LEFT"} follows. */
@@ -296,7 +460,7 @@ export class RoomdClient {
   }
 
   /** Host only: close the room for everyone (room:closed HOST_CLOSED, then 4410). */
-  close() {
+  closeRoom() {
     return this._send("room:close");
   }
 
@@ -305,16 +469,65 @@ export class RoomdClient {
     return this._send("room:toggle_lock");
   }
 
-  /** Host only: remove a member (they get 4403). */
+  /**
+   * Host only: remove a member (they get 4403).
+   * @param {string} userId
+   */
   kick(userId) {
     return this._send("room:kick", { kickUserId: userId });
   }
 
-  /** Host only: hand the host role to another member. */
+  /**
+   * Host only: hand the host role to another member.
+   * @param {string} userId
+   */
   transferHost(userId) {
     return this._send("room:transfer_host", { newHostId: userId });
   }
 
+  /**
+   * A game message: recipients get game:message {from, type, data} ("message" here).
+   * `to` is "host" (the default, and all a player may use unless the room was created
+   * with playerMessages "all"), "all" (the sender included), "others", or user ids.
+   * @param {string} type 1-64 characters of [A-Za-z0-9_.:-]
+   * @param {unknown} [data] any JSON value
+   * @param {SendOptions} [options]
+   */
+  send(type, data = null, { to = "host" } = {}) {
+    return this._send("game:send", { to, type, data });
+  }
+
+  /**
+   * Create or change a state entry. Only the host creates entries and sets visibleTo
+   * ("all" | "host" | user ids) and writableBy ("host" | "all" | user ids); a member may
+   * change the value of an entry it may write. ifVersion makes it conditional (0: "must
+   * not exist"); a mismatch rejects with VERSION_CONFLICT and err.version.
+   * @param {string} key
+   * @param {unknown} value
+   * @param {SetStateOptions} [options]
+   */
+  setState(key, value, { visibleTo, writableBy, ifVersion } = {}) {
+    /** @type {Record<string, unknown>} */
+    const data = { key, value };
+    if (visibleTo !== undefined) data.visibleTo = visibleTo;
+    if (writableBy !== undefined) data.writableBy = writableBy;
+    if (ifVersion !== undefined) data.ifVersion = ifVersion;
+    return this._send("state:set", data);
+  }
+
+  /**
+   * Host only: delete a state entry (its readers get state:deleted).
+   * @param {string} key
+   * @param {DeleteStateOptions} [options]
+   */
+  deleteState(key, { ifVersion } = {}) {
+    /** @type {Record<string, unknown>} */
+    const data = { key };
+    if (ifVersion !== undefined) data.ifVersion = ifVersion;
+    return this._send("state:delete", data);
+  }
+
+  /** @returns {User | null} */
   get me() {
     return this.users.find((u) => u.id === this.session?.userId) || null;
   }
@@ -323,23 +536,62 @@ export class RoomdClient {
     return !!this.room && this.room.hostId === this.session?.userId;
   }
 
+  /** @param {unknown} raw */
   _onFrame(raw) {
+    /** @type {Frame} */
     let frame;
     try {
-      frame = JSON.parse(raw);
+      frame = JSON.parse(String(raw));
     } catch (err) {
       return;
     }
     if (!frame || typeof frame.event !== "string") return;
-    const { event } = frame;
+    const { event, seq } = frame;
     const data = frame.data || {};
-    this._apply(event, data);
+    if (event === "ack" || event === "error:room") {
+      this._answer(event, data);
+      return;
+    }
+    if (typeof seq === "number" && event !== "room:state") {
+      // roomd sends each event once and in order; an older one can only be a leftover
+      // of a snapshot that already contains it.
+      if (this.seq !== null && seq < this.seq) return;
+      this.seq = seq;
+    }
+    this._apply(event, data, frame);
     this._emit(event, data);
-    this._emit("change", { event, room: this.room, users: this.users });
+    if (event !== "room:resumed") this._emit("change", { event, room: this.room, users: this.users, state: this.state });
   }
 
-  // Keep room and users in step with the events, so apps can simply re-render.
-  _apply(event, data) {
+  /**
+   * ack and error:room settle the action that sent that id.
+   * @param {string} event
+   * @param {any} data
+   */
+  _answer(event, data) {
+    const pending = typeof data.id === "number" ? this._pending.get(data.id) : undefined;
+    if (pending) this._pending.delete(data.id);
+    if (event === "ack") {
+      pending?.resolve({ seq: data.seq });
+      this._emit("ack", data);
+      return;
+    }
+    const { code, message, id, version } = data;
+    const error = new RoomdError(code, message, { event: data.event, id, version });
+    pending?.reject(error);
+    this._emit("error:room", data);
+    this._emit("error", error);
+    this._emit("change", { event, room: this.room, users: this.users, state: this.state });
+  }
+
+  /**
+   * Keep room, users and state in step with the events, so apps can simply re-render.
+   * @param {string} event
+   * @param {any} data
+   * @param {Frame} frame
+   */
+  _apply(event, data, frame) {
+    /** @param {User} user */
     const upsert = (user) => {
       const i = this.users.findIndex((u) => u.id === user.id);
       if (i >= 0) this.users[i] = { ...this.users[i], ...user };
@@ -349,9 +601,15 @@ export class RoomdClient {
       case "room:state":
         this.room = data.room;
         this.users = data.users.slice();
-        this._attempt = 0;
-        this._rejoined = false;
-        this._setStatus("open");
+        this.state = { ...(data.state || {}) };
+        if (typeof frame.seq === "number") this.seq = frame.seq;
+        this._opened();
+        break;
+      case "room:resumed":
+        if (typeof data.since === "number" && this.seq !== null && data.since !== this.seq) {
+          console.warn(`roomd: resumed after ${data.since}, asked for ${this.seq}`);
+        }
+        this._opened();
         break;
       case "user:joined":
       case "user:connected":
@@ -371,14 +629,32 @@ export class RoomdClient {
       case "room:closed":
         this._closedReason = data.reason;
         break;
-      case "error:room":
-        this._emit("error", new RoomdError(data.code, data.message, { event: data.event, id: data.id }));
+      case "game:message":
+        this._emit("message", { from: data.from, type: data.type, data: data.data, seq: frame.seq });
         break;
+      case "state:changed":
+        this.state = { ...this.state, [data.key]: { value: data.value, version: data.version } };
+        this._emit("state", { ...data, deleted: false, seq: frame.seq });
+        break;
+      case "state:deleted": {
+        const { [data.key]: _gone, ...rest } = this.state;
+        this.state = rest;
+        this._emit("state", { key: data.key, value: undefined, version: data.version, by: data.by, deleted: true, seq: frame.seq });
+        break;
+      }
     }
     if (this.room && "memberCount" in this.room) this.room.memberCount = this.users.length;
   }
 
+  _opened() {
+    this._attempt = 0;
+    this._rejoined = false;
+    this._setStatus("open");
+  }
+
+  /** @param {number} code */
   async _onClose(code) {
+    this._settle(code);
     if (STOP[code]) {
       const reason = code === 4410 && this._closedReason ? this._closedReason : STOP[code];
       return this._end(reason, code);
@@ -390,7 +666,7 @@ export class RoomdClient {
         await this.rejoin();
       } catch (err) {
         if (this._epoch !== epoch || this.status === "ended") return;
-        if (!transient(err.status)) return this._end(REJOIN[code], code);
+        if (!(err instanceof RoomdError && transient(err.status))) return this._end(REJOIN[code], code);
         return this._schedule(code); // could not ask: ask again after a pause
       }
       if (this._epoch !== epoch || this.status === "ended") return;
@@ -400,6 +676,10 @@ export class RoomdClient {
     this._schedule(code); // 1001 going away, 1006 network, 1011, 4408 slow consumer, 4429 rate limited, ...
   }
 
+  /**
+   * @param {number} code
+   * @param {number} [delay]
+   */
   _schedule(code, delay) {
     const { baseMs, capMs } = this.backoff;
     const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(this._attempt, 30));
@@ -409,7 +689,7 @@ export class RoomdClient {
     this._emit("reconnecting", { attempt: this._attempt, delayMs: Math.round(wait), code });
     clearTimeout(this._timer);
     this._timer = setTimeout(() => {
-      this._timer = null;
+      this._timer = undefined;
       if (this.session && this.status === "reconnecting") this.connect();
     }, wait);
   }
@@ -419,6 +699,10 @@ export class RoomdClient {
     if (this._timer && this.status === "reconnecting" && this.session) this.connect();
   }
 
+  /**
+   * @param {string} reason
+   * @param {number} code
+   */
   _end(reason, code) {
     this._detach();
     this.forget();
@@ -426,6 +710,7 @@ export class RoomdClient {
     this._emit("session:ended", { reason, code });
   }
 
+  /** @param {Status} status */
   _setStatus(status) {
     if (this.status !== status) {
       this.status = status;
@@ -434,16 +719,22 @@ export class RoomdClient {
   }
 }
 
-/** Create a room on the roomd at baseUrl; resolves to a client holding the session (then call connect()). */
-export async function createRoom(baseUrl, displayName, options = {}) {
+/**
+ * Create a room on the roomd at baseUrl; resolves to a client holding the session (then call connect()).
+ * @type {typeof import("./roomd.js").createRoom}
+ */
+export const createRoom = async (baseUrl, displayName, options = {}) => {
   const client = new RoomdClient({ baseUrl });
   await client.createRoom(displayName, options);
   return client;
-}
+};
 
-/** Join a room on the roomd at baseUrl; resolves to a client holding the session (then call connect()). */
-export async function joinRoom(baseUrl, code, displayName) {
+/**
+ * Join a room on the roomd at baseUrl; resolves to a client holding the session (then call connect()).
+ * @type {typeof import("./roomd.js").joinRoom}
+ */
+export const joinRoom = async (baseUrl, code, displayName) => {
   const client = new RoomdClient({ baseUrl });
   await client.joinRoom(code, displayName);
   return client;
-}
+};

@@ -3,7 +3,8 @@
 One owner for the key layout: Python code asks this module for a name and never
 formats one itself, and tests ask it too rather than repeating a string. The
 Lua scripts still build the per-room names themselves (``lua/prelude.lua``:
-``room_key``, ``users_key``, ``user_key``, ``channel``; ``'rooms:index'`` and
+``room_key``, ``users_key``, ``user_key``, ``channel``, ``history_key``, ``state_key``,
+``values_key``, ``HOSTLESS_KEY``; ``'rooms:index'`` and
 ``'rooms:expiry'`` in the scripts; ``'throttle:'`` in ``lua/throttle.lua``), so
 a change here must be made there in the same commit. Any change of a name or of
 what a key holds is a Redis-layout change: it is listed for operators in
@@ -46,6 +47,13 @@ THROTTLE_PREFIX = "throttle:"
 holding the request count of one fixed window, expiring after two windows. Built
 in ``lua/throttle.lua``; Python never reads them."""
 
+HOSTLESS_KEY = "rooms:hostless"
+"""Sorted set: room code -> ms since which the host of a ``hostMigration: "disconnect"``
+room has had no socket (``room.hostAwaySince``). Swept every second by each roomd
+instance: past HOST_GRACE_SECONDS the host role passes to the longest-standing
+connected member (``lua/host_grace.lua`` re-checks; ``track_host`` in the prelude
+keeps it true to presence). Rooms with nobody connected leave it until someone connects."""
+
 BUS_SELF_PREFIX = "roomd:bus:"
 """Prefix of each process's private pub/sub channel ``roomd:bus:{16 hex}``: the bus
 publishes a ping there and must hear it back, or it rebuilds its deaf subscriber
@@ -67,6 +75,25 @@ def user_key(user_id: str) -> str:
     """``user:{id}``: string, the member's JSON record (display name, room, presence,
     current socket id, join order), same TTL as their room."""
     return f"user:{user_id}"
+
+
+def history_key(code: str) -> str:
+    """``room:{code}:history``: list of the room's last ``historySize`` bus messages (as
+    published, recipients in their meta), newest last, same TTL as the room. ``?since=``
+    replays are read from it."""
+    return f"{ROOM_PREFIX}{code}:history"
+
+
+def state_key(code: str) -> str:
+    """``room:{code}:state``: hash, state key -> JSON ``{version, visibleTo, writableBy, size}``
+    of each shared state entry (its value is in :func:`values_key`), same TTL as the room."""
+    return f"{ROOM_PREFIX}{code}:state"
+
+
+def values_key(code: str) -> str:
+    """``room:{code}:state:values``: hash, state key -> the entry's value as JSON text, kept
+    apart so that scripts splice it into frames verbatim, never re-encoding it."""
+    return f"{ROOM_PREFIX}{code}:state:values"
 
 
 def instance_sockets_key(instance: str) -> str:

@@ -13,6 +13,11 @@ Keys (named in :mod:`roomd.domain.keys`, re-exported here; see the README's Redi
   ``roomctl stats`` and to find dead instances.
 * ``roomd:instance:{id}:sockets`` - SET of ``code|userId|socketId`` an instance holds,
   so live instances can disconnect the members of a dead one without SCAN.
+* ``room:{code}:history`` - LIST of the room's last bus messages (``?since=`` replays);
+  ``room:{code}:state`` - HASH key -> entry JSON {version, visibleTo, writableBy, size};
+  ``room:{code}:state:values`` - HASH key -> the entry's value as JSON text.
+* ``rooms:hostless`` - ZSET code -> since when its host has had no socket
+  (``hostMigration: "disconnect"``), swept to hand the host role over.
 
 Each mutation is one Lua script that also PUBLISHes its event on
 ``room:{code}:events``; roomd and roomctl share this one implementation.
@@ -25,7 +30,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,14 +46,18 @@ from roomd.domain import roomcodes
 from roomd.domain.errors import DomainError, StoreUnavailable
 from roomd.domain.keys import (  # noqa: F401 - re-exported: callers and tests import them from here too
     EXPIRY_KEY,
+    HOSTLESS_KEY,
     INCARNATIONS_KEY,
     INDEX_KEY,
     INSTANCES_KEY,
     channel,
+    history_key,
     instance_sockets_key,
     room_key,
+    state_key,
     user_key,
     users_key,
+    values_key,
 )
 from roomd.protocol import ClosedReason, ErrorCode
 
@@ -88,12 +97,39 @@ class Membership:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a connecting socket sends as ``room:state``; ``seq`` orders it among events."""
+    """What a connecting socket sends as ``room:state``; ``seq`` orders it among events.
+
+    ``state`` holds only the shared state entries this member may read.
+    """
 
     room: dict[str, Any]
     users: list[dict[str, Any]]
     seq: int
     incarnation: str = ""  # of the room; events of another incarnation (a reused code) are not for this socket
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A connect with ``since`` whose missed events are all still in the room's history.
+
+    ``messages`` are the raw bus messages after ``since`` (not yet filtered for the
+    member: the transport applies the same rules as for live events); ``seq`` is the
+    room's sequence number once connected.
+    """
+
+    since: int
+    seq: int
+    messages: list[bytes]
+    incarnation: str = ""
+
+
+@dataclass(frozen=True)
+class RoomOptions:
+    """Per-room rules chosen at create (``playerMessages``, ``hostMigration``)."""
+
+    player_messages: str = "host"  # "host" | "all"
+    host_migration: str = "leave"  # "leave" | "disconnect"
 
 
 @dataclass(frozen=True)
@@ -109,6 +145,7 @@ class SocketRef:
 class RemovalResult:
     new_host_id: str | None
     room_deleted: bool
+    seq: int = 0
 
 
 class Replaced(Exception):
@@ -128,8 +165,14 @@ class RoomStore:
         max_users: int = 10,
         command_timeout: float | None = None,
         instance_timeout_ms: int = 15_000,
+        history_size: int = 256,
+        state_max_keys: int = 256,
+        state_max_bytes: int = 262_144,
     ) -> None:
         self.client = client
+        self.history_size = history_size
+        self.state_max_keys = state_max_keys
+        self.state_max_bytes = state_max_bytes
         self.command_timeout = command_timeout
         self.ttl_ms = ttl_seconds * 1000
         self.instance_timeout_ms = instance_timeout_ms
@@ -155,6 +198,10 @@ class RoomStore:
                 "heartbeat",
                 "reap",
                 "extend",
+                "game_send",
+                "state_set",
+                "state_delete",
+                "host_grace",
             )
         }
 
@@ -171,6 +218,9 @@ class RoomStore:
             max_users=settings.room_max_users,
             command_timeout=settings.redis_command_timeout if command_timeout is None else command_timeout,
             instance_timeout_ms=settings.instance_timeout_ms,
+            history_size=settings.room_history_size,
+            state_max_keys=settings.room_state_max_keys,
+            state_max_bytes=settings.room_state_max_bytes,
         )
 
     async def _run(self, name: str, *args: Any) -> Any:
@@ -178,16 +228,28 @@ class RoomStore:
 
     # -- membership -------------------------------------------------------
 
-    async def create_room(self, display_name: str, max_users: int | None = None) -> Membership:
+    async def create_room(
+        self, display_name: str, max_users: int | None = None, options: RoomOptions | None = None
+    ) -> Membership:
         """Create a room with ``display_name`` as host; the code is claimed atomically."""
         user_id = new_user_id()
         limit = max_users or self.max_users
         incarnation = secrets.token_hex(8)
+        opts = options or RoomOptions()
+        rules = json.dumps(
+            {
+                "playerMessages": opts.player_messages,
+                "hostMigration": opts.host_migration,
+                "historySize": self.history_size,
+            }
+        )
         for _ in range(CODE_ATTEMPTS):
             offered = roomcodes.candidates(self.code_alphabet, self.code_length, CODE_CANDIDATES)
             if not offered:
                 continue
-            code = await self._run("create", user_id, display_name, limit, self.ttl_ms, now_ms(), incarnation, *offered)
+            code = await self._run(
+                "create", user_id, display_name, limit, self.ttl_ms, now_ms(), incarnation, rules, *offered
+            )
             if code:
                 return Membership(_text(code), user_id)
         raise DomainError(ErrorCode.ROOM_CODE_GENERATION_FAILED)
@@ -212,8 +274,24 @@ class RoomStore:
 
     async def connect(self, code: str, user_id: str, socket_id: str) -> Snapshot:
         """Mark the user connected on ``socket_id``, held by this store's instance; returns the ``room:state``."""
-        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id)
-        return _snapshot(raw)
+        result = await self.connect_since(code, user_id, socket_id, None)
+        assert isinstance(result, Snapshot)
+        return result
+
+    async def connect_since(self, code: str, user_id: str, socket_id: str, since: int | None) -> Snapshot | Resumed:
+        """Mark the user connected; with ``since``, the missed events if the history still has them all.
+
+        One script, so nothing can happen between the history read and the
+        connection: the missed events, then live events newer than ``seq``, are
+        exactly everything after ``since``.
+        """
+        since_arg = "" if since is None else since
+        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id, since_arg)
+        if _text(raw[0]) == "resumed":
+            return Resumed(
+                since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[3:]], incarnation=_text(raw[2])
+            )
+        return _snapshot(raw[1], raw[2])
 
     async def snapshot(self, code: str, user_id: str, socket_id: str) -> Snapshot:
         """Read-only ``room:state`` for a live socket that may have missed events.
@@ -221,7 +299,8 @@ class RoomStore:
         Raises ``Replaced`` if another socket has taken over the user meanwhile.
         """
         try:
-            return _snapshot(await self._run("snapshot", code, user_id, socket_id))
+            raw = await self._run("snapshot", code, user_id, socket_id)
+            return _snapshot(raw[0], raw[1])
         except ResponseError as exc:
             if str(exc).strip() == "REPLACED":
                 raise Replaced() from None
@@ -286,18 +365,110 @@ class RoomStore:
         )
         return _removal(raw)
 
+    # Every mutation returns (or carries) the room's seq after its effect: the
+    # WebSocket transport acknowledges a client frame with it.
+
     async def set_lock(self, code: str, actor_id: str | None, wanted: str = "toggle") -> bool:
         """``wanted`` is ``toggle``, ``lock`` or ``unlock``; returns whether the room is now locked."""
+        return (await self.set_lock_seq(code, actor_id, wanted))[0]
+
+    async def set_lock_seq(self, code: str, actor_id: str | None, wanted: str = "toggle") -> tuple[bool, int]:
+        """:meth:`set_lock`, with the room's seq after it."""
         if wanted not in ("toggle", "lock", "unlock"):
             raise ValueError(wanted)
-        return bool(await self._run("set_lock", code, actor_id or "", wanted, self.ttl_ms, now_ms()))
+        locked, seq = await self._run("set_lock", code, actor_id or "", wanted, self.ttl_ms, now_ms())
+        return bool(locked), int(seq)
 
-    async def transfer_host(self, code: str, actor_id: str | None, new_host_id: str) -> None:
-        await self._run("transfer_host", code, actor_id or "", new_host_id, self.ttl_ms, now_ms())
+    async def transfer_host(self, code: str, actor_id: str | None, new_host_id: str) -> int:
+        """Make ``new_host_id`` the host; returns the seq of ``room:host_updated``."""
+        return int(await self._run("transfer_host", code, actor_id or "", new_host_id, self.ttl_ms, now_ms()))
 
-    async def close_room(self, code: str, actor_id: str | None) -> None:
+    async def close_room(self, code: str, actor_id: str | None) -> int:
+        """Close the room for everyone; returns the seq of ``room:closed``."""
         reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
-        await self._run("close", code, actor_id or "", reason.value)
+        return int(await self._run("close", code, actor_id or "", reason.value))
+
+    # -- the game channel (actor None = administrator) ----------------------
+
+    async def send_game_message(self, code: str, sender_id: str, to: str | list[str], kind: str, data_json: str) -> int:
+        """Relay ``game:message`` to ``to`` ("host", "all", "others" or member ids); ``data_json`` verbatim."""
+        raw = await self._run("game_send", code, sender_id, json.dumps(to), kind, data_json, self.ttl_ms, now_ms())
+        return int(raw)
+
+    async def set_state(
+        self,
+        code: str,
+        actor_id: str | None,
+        key: str,
+        value_json: str,
+        *,
+        visible_to: str | list[str] | None = None,
+        writable_by: str | list[str] | None = None,
+        if_version: int | None = None,
+    ) -> int:
+        """Create or change a state entry (``value_json`` verbatim); returns its new version (= seq)."""
+        raw = await self._run(
+            "state_set",
+            code,
+            actor_id or "",
+            key,
+            value_json,
+            "" if visible_to is None else json.dumps(visible_to),
+            "" if writable_by is None else json.dumps(writable_by),
+            "" if if_version is None else int(if_version),
+            self.state_max_keys,
+            self.state_max_bytes,
+            self.ttl_ms,
+            now_ms(),
+        )
+        return int(raw)
+
+    async def delete_state(self, code: str, actor_id: str | None, key: str, *, if_version: int | None = None) -> int:
+        """Delete a state entry (host or administrator); returns the room's seq after it."""
+        version = "" if if_version is None else int(if_version)
+        return int(await self._run("state_delete", code, actor_id or "", key, version, self.ttl_ms, now_ms()))
+
+    async def get_state(self, code: str) -> dict[str, dict[str, Any]]:
+        """Every entry of a room, as an administrator sees it: key -> {value, version, visibleTo, writableBy, size}."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(state_key(code))
+            pipe.hgetall(values_key(code))
+            entries, values = await guard(pipe.execute(), self.command_timeout)
+        found = {}
+        for raw_key, raw_entry in entries.items():
+            value = values.get(raw_key)
+            if value is None:
+                continue
+            entry = json.loads(raw_entry)
+            found[_text(raw_key)] = {
+                "value": json.loads(value),
+                "version": entry["version"],
+                "visibleTo": entry["visibleTo"],
+                "writableBy": entry["writableBy"],
+                "size": entry.get("size", len(value)),
+            }
+        return found
+
+    # -- host grace (hostMigration "disconnect") ----------------------------
+
+    async def migrate_absent_hosts(self, grace_ms: int, limit: int = 100) -> list[str]:
+        """Hand the host role over in rooms whose host has had no socket for ``grace_ms``.
+
+        Run by every instance (like the expiry sweep): the timer lives in Redis,
+        so it survives the process that held the host's socket (whose members the
+        reaper marks disconnected). Each room is one script that re-checks, so
+        concurrent sweeps change a room once. Returns the codes this caller changed.
+        """
+        now = now_ms()
+        due = await guard(
+            self.client.zrangebyscore(HOSTLESS_KEY, "-inf", now - grace_ms, start=0, num=limit), self.command_timeout
+        )
+        changed = []
+        for raw in due:
+            code = _text(raw) if isinstance(raw, bytes | str) else str(raw)  # members only, never (member, score)
+            if await self._run("host_grace", code, grace_ms, self.ttl_ms, now, self.instance_timeout_ms):
+                changed.append(code)
+        return changed
 
     async def close_if_idle(self, code: str, idle_since_ms: int) -> bool:
         """Admin-close ``code`` if nobody is connected and it has not changed since ``idle_since_ms``.
@@ -401,17 +572,20 @@ def public_room(room: dict[str, Any], member_count: int) -> dict[str, Any]:
         "createdAt": iso(room["createdAt"]),
         "updatedAt": iso(room.get("updatedAt", room["createdAt"])),
         "expiresAt": iso(room.get("expiresAt")),
+        "playerMessages": room.get("playerMessages") or "host",
+        "hostMigration": room.get("hostMigration") or "leave",
     }
 
 
-def _snapshot(raw: bytes | str) -> Snapshot:
-    state = json.loads(raw)
-    room = state["room"]
+def _snapshot(raw: bytes | str, state_raw: bytes | str) -> Snapshot:
+    snapshot = json.loads(raw)
+    room = snapshot["room"]
     return Snapshot(
-        room=public_room(room, len(state["users"])),
-        users=state["users"],
+        room=public_room(room, len(snapshot["users"])),
+        users=snapshot["users"],
         seq=int(room["seq"]),
         incarnation=str(room.get("incarnation") or ""),
+        state=json.loads(state_raw),
     )
 
 
@@ -419,10 +593,14 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
 def _removal(raw: Iterable[Any]) -> RemovalResult:
-    new_host, deleted = list(raw)
+    new_host, deleted, seq = list(raw)
     new_host = _text(new_host)
-    return RemovalResult(new_host_id=new_host or None, room_deleted=bool(int(deleted)))
+    return RemovalResult(new_host_id=new_host or None, room_deleted=bool(int(deleted)), seq=int(seq))
 
 
 _DOMAIN_CODES = {code.value for code in ErrorCode}
@@ -441,8 +619,10 @@ async def guard(awaitable: Awaitable[T], timeout: float | None = None) -> T:
         raise StoreUnavailable("Redis did not answer in time") from exc
     except ResponseError as exc:
         message = str(exc).strip()
-        if message in _DOMAIN_CODES:
-            raise DomainError(ErrorCode(message)) from None
+        code, _, detail = message.partition(" ")
+        if code in _DOMAIN_CODES:
+            # A script may add a JSON object of details: 'VERSION_CONFLICT {"version":3}'.
+            raise DomainError(ErrorCode(code), data=json.loads(detail) if detail else None) from None
         raise
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise StoreUnavailable(str(exc)) from exc

@@ -61,10 +61,11 @@ function button(text, className, action) {
   return node;
 }
 
-function act(action) {
+/** Run a client action (a Promise settled by the server's ack or error) and explain a failure. */
+async function act(action) {
+  showMessage("");
   try {
-    showMessage("");
-    action();
+    await action();
   } catch (err) {
     showMessage(explain(err));
   }
@@ -87,7 +88,20 @@ async function enter(start) {
   }
 }
 
+/**
+ * A room playing a game served by this roomd says so in a public state entry `app`
+ * ({name, url}, e.g. Quibble's host screen sets it): members go to its controller page,
+ * which resumes the same session. Only paths of this origin are followed.
+ */
+function followApp() {
+  const url = client.state.app?.value?.url;
+  if (client.isHost || typeof url !== "string" || !url.startsWith("/") || url.startsWith("//")) return;
+  client.disconnect(); // the controller page connects again with the same session
+  location.assign(url);
+}
+
 client.on("change", render);
+client.on("change", followApp);
 client.on("status", ({ status }) => {
   $("status").textContent = STATUS[status] ?? status;
   document.body.dataset.status = status;
@@ -115,7 +129,7 @@ $("join-code").addEventListener("input", (e) => {
   e.target.value = RoomdClient.normalizeCode(e.target.value); // "abcd" is "ABCD"
 });
 $("lock-toggle").addEventListener("click", () => act(() => client.toggleLock()));
-$("close-room").addEventListener("click", () => act(() => client.close()));
+$("close-room").addEventListener("click", () => act(() => client.closeRoom()));
 $("leave").addEventListener("click", () => act(() => client.leave()));
 $("restart").addEventListener("click", () => {
   showMessage("");

@@ -26,9 +26,15 @@ export const ERRORS = {
   CANNOT_KICK_SELF: "You cannot remove yourself. Use Leave or Close room instead.",
   ALREADY_HOST: "That player is already the host.",
   UNKNOWN_ERROR: "Something unexpected went wrong. Try again.",
+  NOT_ALLOWED: "You are not allowed to do that in this room.",
+  MESSAGE_TOO_LARGE: "That is too long to send.",
+  VERSION_CONFLICT: "Someone changed this at the same time. Try again.",
+  STATE_TOO_LARGE: "This room holds too much game data to save more.",
   // The client's own codes
   NETWORK_ERROR: "The server cannot be reached. Check your connection.",
   NOT_CONNECTED: "Not connected yet. Try again in a moment.",
+  CONNECTION_LOST: "The connection dropped before the server answered. Check, then try again.",
+  HTTP_ERROR: "The server answered with an error. Try again.",
   NO_SESSION: "You are not in a room.",
 };
 

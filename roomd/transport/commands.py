@@ -6,14 +6,17 @@ WebSocket transport does not change.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from roomd import protocol
+from roomd.domain.errors import DomainError
 from roomd.domain.store import RoomStore
+from roomd.protocol import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Caller:
     user_id: str
 
 
-Handler = Callable[[RoomStore, Caller, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[RoomStore, Caller, dict[str, Any]], Awaitable[int]]  # returns the room's seq after the effect
 
 
 CACHED_FRAME_BYTES = 256  # verdicts are remembered for frames up to this size...
@@ -45,24 +48,80 @@ class Command:
             self.verdicts[text] = problem
 
 
-async def _leave(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
-    await store.leave(caller.room_code, caller.user_id)
+@dataclass(frozen=True)
+class GameRules:
+    """Checks on game messages that the frame schema cannot express (configuration)."""
+
+    max_bytes: int = 8192  # GAME_MESSAGE_MAX_BYTES
+    schemas: Mapping[str, Draft202012Validator] | None = None  # GAME_SCHEMAS_DIR: type -> validator of data
 
 
-async def _close(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
-    await store.close_room(caller.room_code, caller.user_id)
+def encode_json(value: Any, what: str) -> str:
+    """Compact JSON of a client-supplied value, spliced verbatim into frames by the scripts."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text.encode()  # a lone surrogate cannot be sent to anyone
+    except (ValueError, UnicodeEncodeError):
+        raise DomainError(ErrorCode.INVALID_MESSAGE, f"{what}: not representable as JSON text") from None
+    return text
 
 
-async def _toggle_lock(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
-    await store.set_lock(caller.room_code, caller.user_id, "toggle")
+async def _leave(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return (await store.leave(caller.room_code, caller.user_id)).seq
 
 
-async def _kick(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
-    await store.kick(caller.room_code, caller.user_id, data["kickUserId"])
+async def _close(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return await store.close_room(caller.room_code, caller.user_id)
 
 
-async def _transfer_host(store: RoomStore, caller: Caller, data: dict[str, Any]) -> None:
-    await store.transfer_host(caller.room_code, caller.user_id, data["newHostId"])
+async def _toggle_lock(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return (await store.set_lock_seq(caller.room_code, caller.user_id, "toggle"))[1]
+
+
+async def _kick(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return (await store.kick(caller.room_code, caller.user_id, data["kickUserId"])).seq
+
+
+async def _transfer_host(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return await store.transfer_host(caller.room_code, caller.user_id, data["newHostId"])
+
+
+async def _state_set(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return await store.set_state(
+        caller.room_code,
+        caller.user_id,
+        data["key"],
+        encode_json(data["value"], "value"),
+        visible_to=data.get("visibleTo"),
+        writable_by=data.get("writableBy"),
+        if_version=data.get("ifVersion"),
+    )
+
+
+async def _state_delete(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return await store.delete_state(caller.room_code, caller.user_id, data["key"], if_version=data.get("ifVersion"))
+
+
+def _game_send(rules: GameRules) -> Handler:
+    async def handler(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+        kind = data["type"]
+        payload = data.get("data")
+        encoded = encode_json(payload, "data")
+        size = len(encoded.encode())
+        if size > rules.max_bytes:
+            raise DomainError(
+                ErrorCode.MESSAGE_TOO_LARGE, f"data is {size} bytes encoded; at most {rules.max_bytes} are allowed"
+            )
+        if rules.schemas is not None:
+            schema = rules.schemas.get(kind)
+            if schema is None:
+                raise DomainError(ErrorCode.UNKNOWN_EVENT, f"No game schema for message type {kind!r}")
+            problem = protocol.first_error(schema, payload)
+            if problem is not None:
+                raise DomainError(ErrorCode.INVALID_MESSAGE, f"data: {problem}")
+        return await store.send_game_message(caller.room_code, caller.user_id, data.get("to", "host"), kind, encoded)
+
+    return handler
 
 
 HANDLERS: dict[str, Handler] = {
@@ -71,13 +130,16 @@ HANDLERS: dict[str, Handler] = {
     "room:toggle_lock": _toggle_lock,
     "room:kick": _kick,
     "room:transfer_host": _transfer_host,
+    "state:set": _state_set,
+    "state:delete": _state_delete,
 }
 
 
-def build_table() -> dict[str, Command]:
+def build_table(game: GameRules | None = None) -> dict[str, Command]:
     """Pair every handler with its compiled schema; fail at start if either is missing."""
+    handlers = {**HANDLERS, "game:send": _game_send(game or GameRules())}
     validators = protocol.client_event_validators()
-    missing = set(HANDLERS) ^ set(validators)
+    missing = set(handlers) ^ set(validators)
     if missing:
         raise RuntimeError(f"client events without both a schema and a handler: {sorted(missing)}")
-    return {name: Command(validators[name], handler) for name, handler in HANDLERS.items()}
+    return {name: Command(validators[name], handler) for name, handler in handlers.items()}

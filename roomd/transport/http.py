@@ -19,7 +19,7 @@ from roomd import protocol
 from roomd.domain import roomcodes
 from roomd.domain.errors import StoreUnavailable
 from roomd.domain.names import clean_display_name
-from roomd.domain.store import Membership
+from roomd.domain.store import Membership, RoomOptions
 from roomd.domain.tokens import bearer_token
 from roomd.protocol import ErrorCode
 from roomd.transport.client_address import client_address
@@ -161,7 +161,10 @@ class CreateRoomHandler(JsonHandler):
         max_users = body.get("maxUsers", limit)
         if max_users > limit:
             raise ApiError(ErrorCode.INVALID_BODY, f"maxUsers: must be between 1 and {limit}")
-        self.send_membership(await self.services.store.create_room(name, max_users))
+        options = RoomOptions(
+            player_messages=body.get("playerMessages", "host"), host_migration=body.get("hostMigration", "leave")
+        )
+        self.send_membership(await self.services.store.create_room(name, max_users, options))
 
 
 class RoomHandler(JsonHandler):

@@ -3,14 +3,20 @@
 The hub holds no room truth: only which sockets of this process belong to
 which room, so a bus event can be written to them. Everything it delivers was
 decided (and ordered) by a domain script in Redis.
+
+An event for every member (the common case) costs one loop over the room's
+sockets, as before visibility existed; an event with a recipient list (``to``:
+a private state entry, a message to the host) is handed to those users'
+sockets only, found through a per-user index, so the other sockets never see
+it, not even in memory.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
+from roomd.bus import BusMessage
 from roomd.transport import frames
 
 log = logging.getLogger("roomd.hub")
@@ -28,12 +34,25 @@ class LocalSocket(Protocol):
     user_id: str
     socket_id: str
 
-    def deliver(self, meta: dict[str, Any], wire: bytes) -> None:
-        """Apply one bus message: ``meta`` (``seq``, skip, direct, close) decides whether and
-        how; ``wire`` is the frame already encoded once for every recipient. Must not block
-        or raise: the hub calls it for every local member in turn, and an exception would
-        cut delivery to the members after this one."""
-        ...
+    def deliver(self, msg: BusMessage, wire: bytes) -> None:
+        """One event for this socket's member (``to`` already applied); ``wire`` is the frame
+        already encoded once for every recipient. Must not block or raise: the hub calls it
+        for every local member in turn, and an exception would cut delivery to the members
+        after this one."""
+
+    def observe(self, seq: int) -> None:
+        """The room reached ``seq`` (sent to sockets that wait for it: pending acks)."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+class _Room:
+    __slots__ = ("sockets", "users", "waiters")
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, LocalSocket] = {}
+        self.users: dict[str, list[LocalSocket]] = {}
+        self.waiters: dict[str, LocalSocket] = {}
 
 
 class Hub:
@@ -45,27 +64,48 @@ class Hub:
     """
 
     def __init__(self) -> None:
-        self._rooms: dict[str, dict[str, LocalSocket]] = {}
+        self._rooms: dict[str, _Room] = {}
         self.received = 0  # bus messages for rooms with local sockets
         self.delivered = 0  # frames handed to local sockets
 
     def add(self, sock: LocalSocket) -> None:
         """Register a socket once it may receive its room's events."""
-        self._rooms.setdefault(sock.room_code, {})[sock.socket_id] = sock
+        room = self._rooms.get(sock.room_code)
+        if room is None:
+            room = self._rooms[sock.room_code] = _Room()
+        room.sockets[sock.socket_id] = sock
+        room.users.setdefault(sock.user_id, []).append(sock)
 
     def remove(self, sock: LocalSocket) -> None:
         """Forget a socket (idempotent); a room with no local socket left is dropped."""
-        members = self._rooms.get(sock.room_code)
-        if members is not None:
-            members.pop(sock.socket_id, None)
-            if not members:
-                del self._rooms[sock.room_code]
+        room = self._rooms.get(sock.room_code)
+        if room is None or room.sockets.pop(sock.socket_id, None) is None:
+            return
+        room.waiters.pop(sock.socket_id, None)
+        same_user = room.users.get(sock.user_id, [])
+        if sock in same_user:
+            same_user.remove(sock)
+        if not same_user:
+            room.users.pop(sock.user_id, None)
+        if not room.sockets:
+            del self._rooms[sock.room_code]
+
+    def wait(self, sock: LocalSocket, waiting: bool) -> None:
+        """Have ``sock.observe(seq)`` called after every event of its room (while it awaits acks)."""
+        room = self._rooms.get(sock.room_code)
+        if room is None or sock.socket_id not in room.sockets:
+            return
+        if waiting:
+            room.waiters[sock.socket_id] = sock
+        else:
+            room.waiters.pop(sock.socket_id, None)
 
     def sockets(self, code: str | None = None) -> list[LocalSocket]:
         """A copy of the local sockets of room ``code``, or of every room (safe to close while iterating)."""
         if code is not None:
-            return list(self._rooms.get(code, {}).values())
-        return [s for members in self._rooms.values() for s in members.values()]
+            room = self._rooms.get(code)
+            return list(room.sockets.values()) if room is not None else []
+        return [s for room in self._rooms.values() for s in room.sockets.values()]
 
     def rooms(self) -> list[str]:
         """Codes of the rooms with at least one local socket."""
@@ -73,7 +113,7 @@ class Hub:
 
     def __len__(self) -> int:
         """Local sockets, all rooms together."""
-        return sum(len(m) for m in self._rooms.values())
+        return sum(len(room.sockets) for room in self._rooms.values())
 
     def deliver(self, code: str, message: bytes) -> None:
         """Handle one bus message ``<meta JSON>\\n<frame JSON>`` for room ``code``.
@@ -82,13 +122,20 @@ class Hub:
         to every local member: per-recipient encoding was the main avoidable
         cost of fan-out. Messages for rooms without local sockets are ignored.
         """
-        members = self._rooms.get(code)
-        if not members:
+        room = self._rooms.get(code)
+        if room is None:
             return
         self.received += 1
-        meta_raw, _, payload = message.partition(b"\n")
-        meta = json.loads(meta_raw)
-        wire = frames.wire(payload)
-        for sock in list(members.values()):
-            sock.deliver(meta, wire)
-        self.delivered += len(members)
+        msg = BusMessage(message)
+        wire = frames.wire(msg.payload)
+        if msg.to is None:
+            targets = list(room.sockets.values())
+        else:
+            users = room.users
+            targets = [sock for user_id in msg.to if user_id in users for sock in users[user_id]]
+        for sock in targets:
+            sock.deliver(msg, wire)
+        self.delivered += len(targets)
+        if room.waiters and msg.seq is not None:
+            for sock in list(room.waiters.values()):
+                sock.observe(msg.seq)

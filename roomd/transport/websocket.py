@@ -2,9 +2,12 @@
 
 Life of a socket: verify the token, register with the hub (buffering bus
 events), subscribe to the room, run the connect script (which returns the
-``room:state`` snapshot and its sequence number), send the snapshot, then
-replay buffered events newer than it. Events are thus never lost nor doubled
-between the snapshot and the live stream.
+``room:state`` snapshot and its sequence number, or with ``?since=`` the
+events missed since then), send it, then the buffered events newer than it.
+Events are thus never lost nor doubled between the snapshot and the live
+stream. What reaches the client and when (buffering, per-member filtering,
+acks, closes) is the :class:`Session`'s business (``session.py``); this
+handler does the I/O: handshake, Redis calls, dispatch.
 
 Before the upgrade, ``get`` refuses in the documented JSON what needs no
 socket: a request without an upgrade (426), and an upgrade flood (429, counted
@@ -27,12 +30,14 @@ import secrets
 from collections import deque
 from typing import Any
 
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketHandler
 
 from roomd import protocol
+from roomd.bus import BusMessage
 from roomd.domain.errors import DomainError, StoreUnavailable
-from roomd.domain.store import Replaced, Snapshot
+from roomd.domain.store import Replaced, Resumed, Snapshot
 from roomd.domain.tokens import Claims, bearer_token
 from roomd.protocol import CloseCode, ErrorCode
 from roomd.transport import frames
@@ -42,6 +47,7 @@ from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
 from roomd.transport.rate import TokenBucket
 from roomd.transport.responses import ApiError, JsonErrors
+from roomd.transport.session import Session
 
 log = logging.getLogger("roomd.ws")
 
@@ -53,6 +59,21 @@ _CONNECT_CLOSE = {
 
 
 QUEUE_FRAMES = 32  # valid frames waiting for Redis per socket; more are answered REDIS_UNAVAILABLE at once
+CLOSE_GRACE = 2.0  # seconds a decided close waits for the replies to the member's own frames
+MAX_SINCE_DIGITS = 15
+
+
+def _state_frame(snapshot: Snapshot) -> bytes:
+    data = {"room": snapshot.room, "users": snapshot.users, "state": snapshot.state}
+    return frames.encode("room:state", data, snapshot.seq)
+
+
+def _parse_since(raw: str | None) -> int | None:
+    """``?since=<seq>``: a non-negative integer, else ignored (the client gets ``room:state``)."""
+    if raw is None or not raw.isdigit() or len(raw) > MAX_SINCE_DIGITS:
+        return None
+    return int(raw)
+
 
 # A frame accepted for its handler: the command, its data, and what its answers echo (id, event).
 _Job = tuple[Command, dict[str, Any], str | int | None, str]
@@ -62,7 +83,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
     room_code: str = ""
     user_id: str = ""
     socket_id: str = ""
-    _incarnation = ""  # of the room, from the room:state snapshot: events of another incarnation are dropped
+    session: Session | None = None  # created once the token names the member
     # Set per socket only while needed (class defaults keep idle sockets small).
     _token: str | None = None
     _claims: Claims | None = None
@@ -72,8 +93,6 @@ class RoomSocket(JsonErrors, WebSocketHandler):
     def initialize(self, services: Services, commands: dict[str, Command]) -> None:
         self.services = services
         self.commands = commands
-        self._buffer: list[tuple[dict[str, Any], bytes]] | None = []
-        self._seen_seq = 0  # events at or below this are already reflected in what the client has
         self._subscribed = False
         self._connected = False
         self._closed = False  # set by on_close, which may run while open() awaits Redis
@@ -182,6 +201,15 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             self.__dict__.pop("_token", None)  # back to the class default: the socket keeps no copy
         self.room_code, self.user_id = claims.room_code, claims.user_id
         self.socket_id = secrets.token_hex(8)
+        self.session = session = Session(self.user_id, self.socket_id, self)
+        # The hub calls deliver/observe once per local member per event: bind the session's
+        # own methods on this instance, sparing fan-out a call layer per socket.
+        self.deliver = session.deliver  # type: ignore[method-assign]
+        self.observe = session.observe  # type: ignore[method-assign]
+        try:
+            since = _parse_since(self.get_query_argument("since", None))
+        except ApiError:
+            since = None  # not UTF-8: ignored like any malformed since
         stream = self.ws_connection.stream if self.ws_connection else None
         if stream is not None:
             stream.set_nodelay(True)
@@ -194,7 +222,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             if self._closed:  # the peer left while we subscribed: on_close could not release
                 services.bus.release(self.room_code)
                 return
-            snapshot = await services.store.connect(self.room_code, self.user_id, self.socket_id)
+            first = await services.store.connect_since(self.room_code, self.user_id, self.socket_id, since)
         except DomainError as exc:
             self._fail(exc.code, _CONNECT_CLOSE.get(exc.code, CloseCode.NOT_FOUND), exc.message)
             return
@@ -211,61 +239,87 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         if self._closed:  # the peer left during the connect script: undo the presence it set
             services.spawn(self._mark_disconnected())
             return
-        self._send_state(snapshot)
-        buffered, self._buffer = self._buffer or [], None
-        for meta, wire in buffered:
-            self.deliver(meta, wire)
-
-    def _send_state(self, snapshot: Snapshot) -> None:
-        self._seen_seq = max(self._seen_seq, snapshot.seq)
-        self._incarnation = snapshot.incarnation
-        self._send(frames.encode("room:state", {"room": snapshot.room, "users": snapshot.users}))
+        session.incarnation = first.incarnation
+        if isinstance(first, Resumed):
+            resumed = frames.encode("room:resumed", {"since": first.since, "seq": first.seq})
+            session.apply_resumed(resumed, first.messages, first.seq)
+        else:
+            session.apply_snapshot(_state_frame(first), first.seq)
 
     async def resync(self) -> None:
         """Send a fresh ``room:state`` after the bus may have lost events (pub/sub reconnect)."""
-        if not self._connected or self._buffer is not None:
-            return
+        if self.session is not None and self.session.begin_resync():
+            await self._read_snapshot()
+
+    async def _read_snapshot(self) -> None:
+        """Re-read ``room:state`` for the session (events meanwhile are queued by it)."""
         try:
             snapshot = await self.services.store.snapshot(self.room_code, self.user_id, self.socket_id)
         except Replaced:
-            self.close(CloseCode.REPLACED, CloseCode.REPLACED.name)
+            self._gone(CloseCode.REPLACED, None)
         except DomainError as exc:
-            self._fail(exc.code, CloseCode.NOT_FOUND, exc.message)
+            self._gone(CloseCode.NOT_FOUND, exc)
+        except StoreUnavailable:
+            # The session cannot go live without it: the client reconnects (with since).
+            self.services.metrics.redis_errors.inc()
+            self._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
         else:
-            self._send_state(snapshot)
+            if self.session is not None:
+                self.session.apply_snapshot(_state_frame(snapshot), snapshot.seq)
+
+    def _gone(self, close_code: CloseCode, exc: DomainError | None) -> None:
+        """The member is no longer this socket's (kicked, left, replaced, room closed) while resyncing.
+
+        The event that tells the client why is queued or on its way: let the session
+        write it (with its own close code); close with ``close_code`` only if it does
+        not come within CLOSE_GRACE.
+        """
+        if self.session is None or not self.session.abandon_snapshot():
+            return
+
+        def fallback() -> None:
+            if self.ws_connection is not None and not self.ws_connection.is_closing():
+                if exc is None:
+                    self.close(close_code, close_code.name)
+                else:
+                    self._fail(exc.code, close_code, exc.message)
+
+        IOLoop.current().call_later(CLOSE_GRACE, fallback)
 
     def _fail(self, code: ErrorCode, close_code: CloseCode, message: str) -> None:
+        if self.session is not None:
+            self.session.closed()
         self._send(frames.error(code.value, message))
         self.close(close_code, code.value)
 
+    # -- the session's sink ------------------------------------------------------
+
+    def write_wire(self, wire: bytes) -> None:
+        self._write_wire(wire)
+
+    def close_with(self, code: CloseCode) -> None:
+        self.close(code, code.name)
+
+    def closing(self, code: CloseCode) -> None:
+        """A close waits for our own replies, but not for ever (a lost ack must not keep it open)."""
+        IOLoop.current().call_later(CLOSE_GRACE, self.close_with, code)
+
+    def want_snapshot(self) -> None:
+        self.services.spawn(self._read_snapshot())
+
+    def wait_for_room(self, waiting: bool) -> None:
+        self.services.hub.wait(self, waiting)
+
     # -- bus events -----------------------------------------------------------
 
-    def deliver(self, meta: dict[str, Any], wire: bytes) -> None:
-        """Apply one room event to this socket (called by the hub, same bytes for all)."""
-        if self._buffer is not None:
-            self._buffer.append((meta, wire))
-            return
-        if meta.get("inc", self._incarnation) != self._incarnation:
-            return  # an event of another room that had the same code (see the create script)
-        seq = meta.get("seq")
-        if seq is not None:
-            if seq <= self._seen_seq:
-                return
-            self._seen_seq = seq
-        user_id = self.user_id
-        direct = meta.get("direct")
-        if direct is not None and direct.get("userId") == user_id:
-            self._send(frames.encode(direct["event"], direct["data"]))
-        elif meta.get("skip") != user_id:
-            self._write_wire(wire)
-        close = meta.get("close")
-        if (
-            close is not None
-            and close.get("userId", user_id) == user_id
-            and close.get("exceptSocket") != self.socket_id
-        ):
-            code = CloseCode(close["code"])
-            self.close(code, code.name)
+    def deliver(self, msg: BusMessage, wire: bytes) -> None:
+        """One room event for this member (called by the hub, same bytes for all)."""
+        if self.session is not None:
+            self.session.deliver(msg, wire)
+
+    def observe(self, seq: int) -> None:
+        if self.session is not None:
+            self.session.observe(seq)
 
     def _send(self, payload: bytes) -> None:
         self._write_wire(frames.wire(payload))
@@ -363,8 +417,8 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         if queue is not None and len(queue) >= QUEUE_FRAMES:
             # Only a Redis stall backs the queue up this far (the bucket bounds what comes in):
             # answer now rather than hold unbounded work or stop reading.
-            self._send(frames.error(ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message,
-                                    msg_id=msg_id, event=event))  # fmt: skip
+            self._reply(frames.error(ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message,
+                                     msg_id=msg_id, event=event))  # fmt: skip
             return
         self._enqueue((command, frame.get("data") or {}, msg_id, event))
 
@@ -372,6 +426,13 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         """Send an answer to a frame after the answers still owed to earlier frames (order preserved)."""
         if self._queue and len(self._queue) < QUEUE_FRAMES:
             self._enqueue(payload)
+        else:
+            self._reply(payload)
+
+    def _reply(self, payload: bytes) -> None:
+        """An answer to a client frame, behind the acks still waiting for their events (session)."""
+        if self.session is not None:
+            self.session.reply(payload)
         else:
             self._send(payload)
 
@@ -389,7 +450,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             while queue:
                 item = queue[0]
                 if isinstance(item, bytes):
-                    self._send(item)
+                    self._reply(item)
                 else:
                     await self._run(*item)
                 queue.popleft()
@@ -399,26 +460,37 @@ class RoomSocket(JsonErrors, WebSocketHandler):
                 self._queue = None  # idle sockets hold no queue
 
     async def _run(self, command: Command, data: dict[str, Any], msg_id: str | int | None, event: str) -> None:
+        """Run one handler; answer ``ack {id, seq}`` (after the frames up to seq this member receives) or an error."""
+        session = self.session
+        if session is None:
+            return
+        session.command_started()
         try:
-            await command.handler(self.services.store, Caller(self.room_code, self.user_id), data)
+            seq = await command.handler(self.services.store, Caller(self.room_code, self.user_id), data)
+            if msg_id is not None:
+                session.reply(frames.ack(msg_id, seq), seq)
         except DomainError as exc:
-            self._send(frames.error(exc.code.value, exc.message, msg_id=msg_id, event=event))
+            session.reply(frames.error(exc.code.value, exc.message, msg_id=msg_id, event=event, extra=exc.data))
         except StoreUnavailable:
-            self._send(
+            session.reply(
                 frames.error(
                     ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message, msg_id=msg_id, event=event
                 )
             )
         except Exception:
             log.exception("event %s failed (room %s)", event, self.room_code)
-            self._send(
+            session.reply(
                 frames.error(ErrorCode.UNKNOWN_ERROR.value, ErrorCode.UNKNOWN_ERROR.message, msg_id=msg_id, event=event)
             )
+        finally:
+            session.command_finished()
 
     # -- teardown -------------------------------------------------------------
 
     def on_close(self) -> None:
         self._closed = True
+        if self.session is not None:
+            self.session.closed()
         services = self.services
         services.hub.remove(self)
         if self._subscribed:
@@ -452,11 +524,12 @@ class RoomSocket(JsonErrors, WebSocketHandler):
 
 
 async def resync_rooms(services: Services, rooms: list[str]) -> None:
-    """After a pub/sub reconnect: resend ``room:state`` to every local socket of ``rooms``."""
-    sockets = [sock for code in rooms for sock in services.hub.sockets(code)]
-    for sock in sockets:
-        if isinstance(sock, RoomSocket):
-            try:
-                await sock.resync()
-            except StoreUnavailable:
-                log.warning("resync of a socket failed: Redis unavailable")
+    """After a pub/sub reconnect: resend ``room:state`` to every local socket of ``rooms``.
+
+    Every session starts buffering at once (before any snapshot is read), so no
+    socket can receive a live event and then an older ``room:state``.
+    """
+    sockets = [sock for code in rooms for sock in services.hub.sockets(code) if isinstance(sock, RoomSocket)]
+    due = [sock for sock in sockets if sock.session is not None and sock.session.begin_resync()]
+    for sock in due:
+        await sock._read_snapshot()

@@ -21,15 +21,16 @@ GAME_PAGE_SCRIPT = """async ([base, token]) => {
   const player = await joinRoom(base, host.session.roomCode.toLowerCase(), "Bob");
   player.connect();
   const { user } = await arrived;
-  const refused = once(host, "error");
-  const id = host.kick(host.session.userId);
-  const error = await refused;
+  const reported = once(host, "error");
+  const error = await host.kick(host.session.userId).catch((err) => err);  // rejects with the code
+  const event = await reported;                        // and every error:room is also an "error"
   const ended = once(player, "session:ended");
-  host.kick(user.id);
+  const kicked = await host.kick(user.id);             // resolves on the ack
   const end = await ended;
   while (host.users.length > 1) await once(host, "change");
   return {
-    joined: user.displayName, error: [error.code, error.id === id], end,
+    joined: user.displayName, error: [error.code, error.event, event.id === error.id], end,
+    acked: kicked.seq > 0 && kicked.seq <= host.seq,
     users: host.users.map((u) => u.displayName), isHost: host.isHost, playerStatus: player.status,
   };
 }"""
@@ -42,8 +43,9 @@ async def test_the_client_api_on_a_game_page(browser: Browser, roomd: RoomdProce
     result = await asyncio.wait_for(page.evaluate(GAME_PAGE_SCRIPT, [roomd.http, membership["token"]]), 15)
     assert result == {
         "joined": "Bob",
-        "error": ["CANNOT_KICK_SELF", True],  # error:room echoes the id of the frame that caused it
+        "error": ["CANNOT_KICK_SELF", "room:kick", True],  # error:room echoes the frame's id and event
         "end": {"reason": "KICKED", "code": 4403},
+        "acked": True,
         "users": ["Screen"],
         "isHost": True,
         "playerStatus": "ended",
@@ -55,3 +57,116 @@ async def test_client_module_is_served(browser: Browser, roomd: RoomdProcess) ->
     response = await page.request.get(roomd.http + "/client/roomd.js")
     assert response.ok and "javascript" in response.headers["content-type"]
     assert "export class RoomdClient" in await response.text()
+    declarations = await page.request.get(roomd.http + "/client/roomd.d.ts")  # served beside the module
+    assert declarations.ok and "export declare class RoomdClient" in await declarations.text()
+    assert declarations.headers["content-type"].startswith("application/typescript")
+
+
+GAME_API_SCRIPT = """async ([base]) => {
+  const { createRoom, joinRoom } = await import("/client/roomd.js");
+  const until = (client, test) => new Promise((resolve) => {
+    if (test()) return resolve();
+    const off = client.on("change", () => { if (test()) { off(); resolve(); } });
+  });
+  const failure = (promise) => promise.then(() => "resolved", (err) => [err.name, err.code, err.event]);
+  const out = {};
+  const host = await createRoom(base, "Screen", { maxUsers: 5 });
+  host.storage = null;
+  const p1 = await joinRoom(base, host.session.roomCode, "Ana");
+  const p2 = await joinRoom(base, host.session.roomCode, "Bob");
+  for (const c of [host, p1, p2]) c.connect();
+  await Promise.all([host, p1, p2].map((c) => until(c, () => c.status === "open" && c.users.length === 3)));
+  const [me1, me2] = [p1.session.userId, p2.session.userId];
+
+  // Shared state: public, private to one member, and a slot one member may write.
+  const messages = { host: [], p1: [], p2: [] };
+  host.on("message", (m) => messages.host.push(m));
+  p1.on("message", (m) => messages.p1.push(m));
+  p2.on("message", (m) => messages.p2.push(m));
+  const changes = [];
+  host.on("state", (c) => changes.push(c));
+  const ack = await host.setState("pub", { n: 1 });
+  out.ack = typeof ack.seq === "number";
+  await host.setState(`secret:${me1}`, "for Ana", { visibleTo: [me1] });
+  await host.setState(`slot:${me1}`, null, { visibleTo: [me1], writableBy: [me1] });
+  await host.setState("marker", 1);
+  await Promise.all([p1, p2].map((c) => until(c, () => "marker" in c.state)));
+  out.p1Keys = Object.keys(p1.state).sort();
+  out.p2Keys = Object.keys(p2.state).sort();
+  await p1.setState(`slot:${me1}`, "my answer");
+  out.ownChangeBeforeAck = p1.state[`slot:${me1}`]?.value === "my answer";  // the ack comes after it
+  await until(host, () => host.state[`slot:${me1}`]?.value === "my answer");
+  out.slotChange = changes.filter((c) => c.key === `slot:${me1}`).map((c) => [c.by === me1, c.deleted]);
+  out.notWritable = await failure(p2.setState(`slot:${me1}`, "mine now"));
+  out.rulesAreTheHosts = await failure(p1.setState(`slot:${me1}`, "x", { visibleTo: "all" }));
+  const conflict = await host.setState("pub", { n: 2 }, { ifVersion: 99 }).catch((err) => err);
+  out.conflict = [conflict.code, conflict.version === host.state.pub.version && conflict.version > 0];
+  out.mustNotExist = await failure(host.setState("pub", 0, { ifVersion: 0 }));
+  out.playersCannotDelete = await failure(p1.deleteState("pub"));
+
+  // Game messages: players talk to the host; the host to anyone.
+  await p1.send("hello", { a: 1 });
+  out.playerToAll = await failure(p1.send("shout", 1, { to: "all" }));
+  await host.send("round", 2, { to: "all" });
+  await until(p2, () => messages.p2.length === 1);
+  await until(host, () => messages.host.length === 2);
+  out.hostGot = messages.host.map(({ from, type, data }) => [from === me1 || from === host.session.userId, type, data]);
+  out.p2Got = messages.p2.map(({ type, data }) => [type, data]);
+  out.unknownMember = await failure(host.send("x", 1, { to: ["nobody"] }));
+
+  // Recovery: Bob drops, misses a message, a change and a deletion, and comes back with ?since=.
+  p2.disconnect();
+  out.offline = await failure(p2.send("x"));
+  await host.send("missed", "while away", { to: "all" });
+  await host.setState("pub", { n: 3 });
+  await host.deleteState("marker");
+  await host.setState(`secret:${me1}`, "still for Ana");
+  const resumed = new Promise((resolve) => p2.on("room:resumed", resolve));
+  p2.connect();
+  const { since, seq } = await resumed;
+  await until(p2, () => p2.state.pub?.value.n === 3 && !("marker" in p2.state));
+  await until(p1, () => p1.state.pub?.value.n === 3 && !("marker" in p1.state));
+  out.resumed = typeof since === "number" && seq >= since;
+  out.p2After = [Object.keys(p2.state).sort(), messages.p2.map((m) => m.type)];
+  out.sameAsStayer = JSON.stringify(p2.state.pub) === JSON.stringify(p1.state.pub);
+
+  // close() is not closeRoom(): it only disconnects (deprecated alias of disconnect()).
+  p2.close();
+  out.roomAfterClose = (await host.getRoom(host.session.roomCode)).code === host.session.roomCode;
+  out.notHost = await failure(p1.closeRoom());
+  const ended = [p1, host].map((c) => new Promise((resolve) => c.on("session:ended", resolve)));
+  const closed = await host.closeRoom();
+  out.closed = [typeof closed.seq, ...(await Promise.all(ended)).map((e) => e.reason)];
+  return out;
+}"""
+
+
+async def test_game_api_state_messages_acks_and_recovery(browser: Browser, roomd: RoomdProcess) -> None:
+    """send / setState / deleteState settle on acks, visibility holds, recovery with ?since= is exact."""
+    page = await open_page(browser, roomd.http)
+    out = await asyncio.wait_for(page.evaluate(GAME_API_SCRIPT, [roomd.http]), 30)
+    me1 = "secret:"  # keys are checked by prefix: user ids are random
+    assert out.pop("ack") is True
+    assert out.pop("p1Keys")[:2] == ["marker", "pub"] and out.pop("p2Keys") == ["marker", "pub"]
+    assert out.pop("slotChange") == [[False, False], [True, False]]  # created by the host, then written by Ana
+    assert out.pop("hostGot") == [[True, "hello", {"a": 1}], [True, "round", 2]]
+    p2_keys, p2_messages = out.pop("p2After")
+    assert p2_keys == ["pub"] and not any(k.startswith(me1) for k in p2_keys)
+    assert p2_messages == ["round", "missed"]  # the missed message replayed, once
+    assert out == {
+        "ownChangeBeforeAck": True,
+        "notWritable": ["RoomdError", "NOT_ALLOWED", "state:set"],
+        "rulesAreTheHosts": ["RoomdError", "NOT_ALLOWED", "state:set"],
+        "conflict": ["VERSION_CONFLICT", True],  # with the entry's current version
+        "mustNotExist": ["RoomdError", "VERSION_CONFLICT", "state:set"],
+        "playersCannotDelete": ["RoomdError", "NOT_ALLOWED", "state:delete"],
+        "playerToAll": ["RoomdError", "NOT_ALLOWED", "game:send"],
+        "p2Got": [["round", 2]],
+        "unknownMember": ["RoomdError", "MEMBER_NOT_FOUND", "game:send"],
+        "offline": ["RoomdError", "NOT_CONNECTED", "game:send"],
+        "resumed": True,
+        "sameAsStayer": True,
+        "roomAfterClose": True,
+        "notHost": ["RoomdError", "NOT_HOST", "room:close"],
+        "closed": ["number", "HOST_CLOSED", "HOST_CLOSED"],
+    }

@@ -55,7 +55,8 @@ async def marker(sock: Socket, expect_locked: bool) -> None:
     """A toggle: its answer proves every frame sent before it was handled and the socket is open."""
     await sock.send("room:toggle_lock", msg_id="marker")
     frame = await sock.next_event()
-    assert frame == {"event": "room:lock_toggled", "data": {"isLocked": expect_locked}}, frame
+    assert (frame["event"], frame["data"]) == ("room:lock_toggled", {"isLocked": expect_locked}), frame
+    assert await sock.next_event() == {"event": "ack", "data": {"id": "marker", "seq": frame["seq"]}}
 
 
 async def expect_invalid(sock: Socket, raw: str, msg_id: str | int | None = None) -> str:

@@ -21,7 +21,7 @@ async def test_two_processes_share_rooms_and_events(spawn_roomd, redis_client) -
     await hs.send("room:toggle_lock")
     await hs.send("room:transfer_host", {"newHostId": player["userId"]})
     assert await ps.expect("room:lock_toggled") == {"isLocked": True}
-    assert await ps.expect("room:host_updated") == {"hostId": player["userId"]}
+    assert await ps.expect("room:host_updated") == {"hostId": player["userId"], "reason": "TRANSFERRED"}
     # The new host on B kicks the member on A: user:kicked and 4403 cross processes.
     await ps.send("room:kick", {"kickUserId": host["userId"]})
     assert (await hs.expect("user:kicked"))["userId"] == host["userId"]

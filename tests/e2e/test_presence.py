@@ -99,7 +99,7 @@ async def test_host_role_never_passes_to_a_member_of_a_dead_instance(spawn_roomd
     assert json.loads(await redis_client.get(f"user:{ghost['userId']}"))["isConnected"] is True  # not reaped yet
 
     await hs.send("room:leave")
-    assert await ls.expect("room:host_updated") == {"hostId": live["userId"]}
+    assert await ls.expect("room:host_updated") == {"hostId": live["userId"], "reason": "HOST_LEFT"}
     # Now the live member can act as host.
     await ls.send("room:toggle_lock")
     assert await ls.expect("room:lock_toggled") == {"isLocked": True}

@@ -195,7 +195,7 @@ async def test_transfer_host(api: Api, roomd: RoomdProcess) -> None:
     members, sockets = await joined(api, roomd, ["Ana", "Bob"])
     await sockets[0].send("room:transfer_host", {"newHostId": members[1]["userId"]})
     for s in sockets:
-        assert await s.expect("room:host_updated") == {"hostId": members[1]["userId"]}
+        assert await s.expect("room:host_updated") == {"hostId": members[1]["userId"], "reason": "TRANSFERRED"}
     await sockets[0].send("room:toggle_lock")
     assert (await sockets[0].expect("error:room"))["code"] == "NOT_HOST"
     await sockets[1].send("room:toggle_lock")
@@ -236,7 +236,8 @@ async def test_host_leaving_hands_over_deterministically(api: Api, roomd: RoomdP
     assert await hs.closed() == 1000
     for s in (ps, cs):
         assert await s.expect("user:left") == {"userId": host["userId"], "reason": "LEFT"}
-        assert await s.expect("room:host_updated") == {"hostId": player["userId"]}  # the longest-standing member
+        # the longest-standing member
+        assert await s.expect("room:host_updated") == {"hostId": player["userId"], "reason": "HOST_LEFT"}
     assert (await api.room(host["roomCode"])).body["hostId"] == player["userId"]
 
 

@@ -124,7 +124,8 @@ async def test_transfer_host(roomctl: Roomctl, store: RoomStore) -> None:
         assert done == {"code": host.room_code, "hostId": player.user_id, "changed": True}
         assert (await store.get_room(host.room_code))["hostId"] == player.user_id
         frame = json.loads((await next_message(pubsub))["data"].partition(b"\n")[2])
-        assert frame == {"event": "room:host_updated", "data": {"hostId": player.user_id}}  # as the host's own
+        assert frame["event"] == "room:host_updated"  # as the host's own
+        assert frame["data"] == {"hostId": player.user_id, "reason": "TRANSFERRED"}
     finally:
         await pubsub.aclose()
     again = await roomctl("rooms", "transfer-host", host.room_code, "--", player.user_id)

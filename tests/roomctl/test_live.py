@@ -86,7 +86,7 @@ async def test_admin_kick_is_a_host_kick(redis_server, api: Api, roomd) -> None:
     assert await hs.expect("user:kicked") == {"userId": host["userId"], "by": "ADMIN"}
     assert await hs.closed() == 4403
     assert await ps.expect("user:left") == {"userId": host["userId"], "reason": "KICKED"}
-    assert await ps.expect("room:host_updated") == {"hostId": player["userId"]}
+    assert await ps.expect("room:host_updated") == {"hostId": player["userId"], "reason": "HOST_KICKED"}
     assert (await api.rejoin(host["roomCode"], host["token"])).status == 404  # the kicked token is dead
 
 
@@ -134,6 +134,6 @@ async def test_admin_transfer_host_reaches_members(redis_server, api: Api, roomd
     code, out = await roomctl(redis_server, "rooms", "transfer-host", host["roomCode"], "--", player["userId"])
     assert code == 0, out
     for s in (hs, ps):
-        assert await s.expect("room:host_updated") == {"hostId": player["userId"]}
+        assert await s.expect("room:host_updated") == {"hostId": player["userId"], "reason": "TRANSFERRED"}
     await ps.send("room:toggle_lock")  # the new host can act as host at once
     assert await hs.expect("room:lock_toggled") == {"isLocked": True}

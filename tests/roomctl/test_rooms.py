@@ -24,7 +24,8 @@ async def test_list_pages_newest_first(roomctl: Roomctl, store: RoomStore) -> No
     assert [r["code"] for r in first["rooms"]] == codes[::-1][:3]
     assert first["rooms"][0]["hostName"] == "Host4" and first["rooms"][0]["memberCount"] == 1
     assert set(first["rooms"][0]) == {"code", "hostId", "hostName", "isLocked", "maxUsers", "state", "memberCount",
-                                      "connectedCount", "createdAt", "updatedAt", "expiresAt"}  # fmt: skip
+                                      "connectedCount", "createdAt", "updatedAt", "expiresAt", "playerMessages",
+                                      "hostMigration"}  # fmt: skip
     second = as_json(await roomctl("--json", "rooms", "list", "--limit", "3", "--cursor", first["nextCursor"]))
     assert [r["code"] for r in second["rooms"]] == codes[::-1][3:]
     assert second["nextCursor"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from roomd.domain import keys
-from roomd.domain.store import RoomStore
+from roomd.domain.store import RoomOptions, RoomStore
 from roomd.domain.throttle import Throttle
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -19,10 +19,17 @@ async def test_the_scripts_write_the_keys_this_module_names(store: RoomStore, re
     host = await store.create_room("Ana")
     code = host.room_code
     guest = await store.join_room(code, "Bo")
+    await store.set_state(code, host.user_id, "k", "1")
+    hostless = await store.create_room("Cy", options=RoomOptions(host_migration="disconnect"))
+    await store.connect(hostless.room_code, hostless.user_id, "s")
+    await store.disconnect(hostless.room_code, hostless.user_id, "s")
     written = {k.decode() for k in await redis_client.keys("*")}
     room = {keys.room_key(code), keys.users_key(code), keys.user_key(host.user_id), keys.user_key(guest.user_id)}
-    assert room | {keys.INDEX_KEY, keys.EXPIRY_KEY} <= written
-    unnamed = written - room - {keys.INDEX_KEY, keys.EXPIRY_KEY, keys.INCARNATIONS_KEY}
+    room |= {keys.history_key(code), keys.state_key(code), keys.values_key(code)}
+    other = {keys.room_key(hostless.room_code), keys.users_key(hostless.room_code), keys.user_key(hostless.user_id),
+             keys.history_key(hostless.room_code)}  # fmt: skip
+    assert room | other | {keys.INDEX_KEY, keys.EXPIRY_KEY, keys.HOSTLESS_KEY} <= written
+    unnamed = written - room - other - {keys.INDEX_KEY, keys.EXPIRY_KEY, keys.INCARNATIONS_KEY, keys.HOSTLESS_KEY}
     assert not unnamed, "every key the scripts write is named in roomd.domain.keys (add a new one there)"
     assert await redis_client.zscore(keys.INDEX_KEY, code) is not None
     assert await redis_client.zscore(keys.EXPIRY_KEY, code) is not None

@@ -100,6 +100,7 @@ async def test_a_dead_instances_members_are_disconnected_like_a_closed_socket(re
     assert frame == {
         "event": "user:disconnected",
         "data": {"user": {"id": ghost.user_id, "displayName": "Ghost", "isConnected": False, "isHost": False}},
+        "seq": meta["seq"],
     }
     assert meta["seq"] == json.loads(await redis_client.get(f"room:{host.room_code}"))["seq"]
     assert (await user(redis_client, ghost.user_id))["isConnected"] is False

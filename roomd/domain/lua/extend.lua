@@ -9,8 +9,6 @@ if room.err then return room end
 local ttl = tonumber(room.ttlMs) or tonumber(ARGV[2])
 room.expiresAt = now + ttl
 redis.call('SET', room_key(code), cjson.encode(room), 'PX', ttl)
-local ids = redis.call('SMEMBERS', users_key(code))
-if #ids > 0 then redis.call('PEXPIRE', users_key(code), ttl) end
-for _, id in ipairs(ids) do redis.call('PEXPIRE', user_key(id), ttl) end
+expire_room_keys(code, ttl)
 redis.call('ZADD', 'rooms:expiry', room.expiresAt, code)
 return room.expiresAt

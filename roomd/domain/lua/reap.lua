@@ -10,10 +10,13 @@
 local instance, timeout, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, now, force = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
 local key = instance_sockets_key(instance)
+local score = redis.call('ZSCORE', INSTANCES, instance)
 if not force then
-  local score = redis.call('ZSCORE', INSTANCES, instance)
   if score ~= false and tonumber(score) >= redis_time_ms() - timeout then return {0, -1} end
 end
+-- Its sockets were last known alive at its last heartbeat: a host's grace counts from there.
+local last_seen = now
+if score ~= false then last_seen = math.min(now, tonumber(score)) end
 local marked = 0
 for _, entry in ipairs(redis.call('SPOP', key, batch)) do
   local code, user_id, socket_id = string.match(entry, '^([^|]+)|([^|]+)|(.+)$')
@@ -22,7 +25,7 @@ for _, entry in ipairs(redis.call('SPOP', key, batch)) do
     if raw and is_member(code, user_id) then
       local user = load_user(user_id)
       if user and user.socketId == socket_id then
-        mark_disconnected(code, cjson.decode(raw), user, ttl, now)
+        mark_disconnected(code, cjson.decode(raw), user, ttl, now, last_seen)
         marked = marked + 1
       end
     end

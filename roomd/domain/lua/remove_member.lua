@@ -2,7 +2,7 @@
 --       instance_timeout_ms (optional: a heartbeat older than this marks an instance dead)
 -- Leave or kick, with host hand-over to the longest-standing remaining member
 -- connected through a live instance (else the longest-standing one). The room is
--- deleted when nobody remains. Returns {new_host_id or '', room_deleted 0|1}.
+-- deleted when nobody remains. Returns {new_host_id or '', room_deleted 0|1, seq}.
 local code, target, actor, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ttl, now, timeout = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local room = load_room(code)
@@ -26,7 +26,7 @@ end
 publish(code, room, 'user:left', {userId = target, reason = kick and 'KICKED' or 'LEFT'}, meta)
 if redis.call('SCARD', users_key(code)) == 0 then
   delete_room(code)
-  return {'', 1}
+  return {'', 1, room.seq}
 end
 local new_host = ''
 if room.hostId == target then
@@ -34,8 +34,12 @@ if room.hostId == target then
   if timeout then cutoff = redis_time_ms() - timeout end
   local heir = next_host(code, cutoff)
   room.hostId = heir.id
+  room.hostAwaySince = nil
   new_host = heir.id
-  publish(code, room, 'room:host_updated', {hostId = heir.id})
+  -- The heir now reads every state entry: it re-reads a snapshot.
+  publish(code, room, 'room:host_updated', {hostId = heir.id, reason = kick and 'HOST_KICKED' or 'HOST_LEFT'},
+          {resync = {heir.id}})
+  track_host(code, room, now)
 end
 touch(code, room, ttl, now)
-return {new_host, 0}
+return {new_host, 0, room.seq}

@@ -1,5 +1,5 @@
 -- ARGV: code, actor_id ('' = administrator), wanted ('toggle' | 'lock' | 'unlock'), ttl_ms, now
--- Returns 1 if the room is now locked, else 0. Broadcasts only on a change.
+-- Returns {1 if the room is now locked else 0, seq}. Broadcasts only on a change.
 local code, actor, wanted = ARGV[1], ARGV[2], ARGV[3]
 local ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5])
 local room = load_room(code)
@@ -13,4 +13,4 @@ if locked ~= room.isLocked then
   publish(code, room, 'room:lock_toggled', {isLocked = locked})
   touch(code, room, ttl, now)
 end
-if locked then return 1 else return 0 end
+return {locked and 1 or 0, room.seq or 0}

@@ -1,7 +1,9 @@
 -- ARGV: code, user_id, socket_id
 -- Read-only: the room:state snapshot for a socket that may have missed events
--- (pub/sub reconnect). Fails with MEMBER_NOT_FOUND if the user left or was
--- kicked meanwhile, and with REPLACED if another socket took over the user.
+-- (pub/sub reconnect, or its view of the state changed wholesale: a new host).
+-- Returns {snapshot JSON {room, users}, state JSON of the entries this member may read}.
+-- Fails with MEMBER_NOT_FOUND if the user left or was kicked meanwhile, and with
+-- REPLACED if another socket took over the user.
 local code, user_id, socket_id = ARGV[1], ARGV[2], ARGV[3]
 local room = load_room(code)
 if room.err then return room end
@@ -9,4 +11,4 @@ if not is_member(code, user_id) then return redis.error_reply('MEMBER_NOT_FOUND'
 local user = load_user(user_id)
 if not user then return redis.error_reply('MEMBER_NOT_FOUND') end
 if user.socketId ~= socket_id then return redis.error_reply('REPLACED') end
-return snapshot_json(code, room)
+return {snapshot_json(code, room), state_json(code, room, user_id)}

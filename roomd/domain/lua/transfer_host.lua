@@ -1,4 +1,6 @@
 -- ARGV: code, actor_id ('' = administrator), new_host_id, ttl_ms, now
+-- Returns the seq of room:host_updated. Both the new and the old host re-read a
+-- snapshot: what each may read of the shared state changed.
 local code, actor, new_host = ARGV[1], ARGV[2], ARGV[3]
 local ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5])
 local room = load_room(code)
@@ -7,7 +9,10 @@ local denied = check_host(code, room, actor)
 if denied then return denied end
 if new_host == room.hostId then return redis.error_reply('ALREADY_HOST') end
 if not is_member(code, new_host) then return redis.error_reply('MEMBER_NOT_FOUND') end
+local old_host = room.hostId
 room.hostId = new_host
-publish(code, room, 'room:host_updated', {hostId = new_host})
+room.hostAwaySince = nil
+publish(code, room, 'room:host_updated', {hostId = new_host, reason = 'TRANSFERRED'}, {resync = {new_host, old_host}})
+track_host(code, room, now)
 touch(code, room, ttl, now)
-return 1
+return room.seq
