@@ -172,10 +172,10 @@ async def test_sentinel_env_reaches_a_plain_client(redis_sentinel: SentinelServe
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known defect, not fixed here: a resync snapshot older than events already sent (Redis lost writes "
-    "in the failover) keeps the socket's seen seq, so the new master's next events are dropped as seen "
-    "(roomd/transport/websocket.py RoomSocket.resync via _send_state's max(); the game branch's Session."
-    "apply_snapshot drops such a snapshot). Remove this mark with the fix.",
+    reason="known defect, not fixed here: after writes lost in a failover the resync snapshot is older than "
+    "events already sent; roomd/transport/session.py Session.apply_snapshot drops it ('cannot happen') and "
+    "keeps the higher seq, so the socket never gets the new master's state nor its next events. "
+    "Remove this mark with the fix.",
 )
 async def test_writes_lost_in_a_failover_leave_no_socket_behind(make_redis_sentinel: Callable[..., SentinelServers],
                                                                spawn_roomd: Spawn) -> None:  # fmt: skip
