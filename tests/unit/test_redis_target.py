@@ -325,3 +325,16 @@ async def test_single_target_is_make_redis_client(redis_server: Any) -> None:
     finally:
         await client.aclose()
         await pool.aclose()
+
+
+def test_every_topology_variable_is_documented() -> None:
+    from roomd.config import TOPOLOGY_VARIABLES
+
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    deployment = (ROOT / "docs" / "deployment.md").read_text()
+    for name in TOPOLOGY_VARIABLES:
+        assert f"# {name}=" in example, f"{name} is not in .env.example"
+        assert f"`{name}`" in readme, f"{name} is not in README's configuration table"
+    for name in ("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_CLUSTER_NODES"):
+        assert name in deployment, f"{name} is not in docs/deployment.md"
