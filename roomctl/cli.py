@@ -21,6 +21,7 @@ from roomctl.context import Ctl, Group, root_options
 from roomctl.events import events
 from roomctl.output import OutputError, output_failed, write_line
 from roomctl.rooms import rooms
+from roomctl.state import rooms_state
 from roomctl.stats import stats
 from roomctl.users import users
 
@@ -60,6 +61,7 @@ def cli(ctx: click.Context, redis_url: str | None, as_json: bool, env_file: str 
       roomctl rooms list --limit 20
       roomctl rooms list --idle-for 2h
       roomctl rooms show kxqd --json
+      roomctl rooms state KXQD prompt
       roomctl rooms close KXQD --yes
       roomctl users find ana
       roomctl users kick KXQD 5YgZuOCV-eoaUVvPVpVBIA --yes
@@ -69,6 +71,7 @@ def cli(ctx: click.Context, redis_url: str | None, as_json: bool, env_file: str 
     ctx.obj = Ctl(redis_url, as_json, env_file)
 
 
+rooms.add_command(rooms_state)  # rooms state CODE [KEY]
 cli.add_command(rooms)
 cli.add_command(users)
 cli.add_command(stats)

@@ -25,6 +25,7 @@ from roomctl.context import (
     yes_option,
 )
 from roomctl.output import duration, now_ms
+from roomctl.state import ENTRY_COLUMNS, Entries, entry_meta, entry_rows
 from roomd.domain.errors import DomainError
 from roomd.domain.overview import RoomFilter, RoomSummary, describe, name_matches, parse_cursor, public_member
 from roomd.domain.store import iso
@@ -138,25 +139,29 @@ def _list_row(summary: RoomSummary, now: int) -> tuple[str, ...]:
 @common_options
 @pass_ctl
 def rooms_show(ctl: Ctl, code: str) -> None:
-    """A room's details and its members (oldest first).
+    """A room's details, its members (oldest first) and its shared state entries (by key).
+
+    Every state entry is listed, whatever its visibleTo, without its value
+    (SIZE is the value's encoded size in bytes; values: roomctl rooms state).
 
     \b
     Examples:
       roomctl rooms show kxqd
       roomctl rooms show KXQD --json | jq '.members[] | select(.isConnected)'
+      roomctl rooms show KXQD --json | jq '.state[] | select(.visibleTo != "all") | .key'
     """
 
-    async def show(b: Backend) -> RoomSummary:
+    async def show(b: Backend) -> tuple[RoomSummary, Entries]:
         summary = await b.overview.room(code)
         if summary is None:
             raise Failure(f"room {code} not found")
-        return summary
+        return summary, await b.store.get_state(code)
 
-    summary = ctl.run(show)
+    summary, entries = ctl.run(show)
     room = describe(summary)
     members = [_member(m, summary.room["hostId"]) for m in summary.members]
     if ctl.out.as_json:
-        ctl.out.data({"room": room, "members": members})
+        ctl.out.data({"room": room, "members": members, "state": entry_meta(entries)})
         return
     ctl.out.fields(
         [
@@ -172,6 +177,9 @@ def rooms_show(ctl: Ctl, code: str) -> None:
     )
     rows = [(m["id"], m["displayName"], _yes(m["isConnected"]), "★" if m["isHost"] else "") for m in members]
     ctl.out.table("Members (oldest first)", ["ID", "DISPLAY NAME", "CONNECTED", "HOST"], rows)
+    if entries:  # a room without state shows no state table (piped: no header line either)
+        size = sum(e["size"] for e in entries.values())
+        ctl.out.table(f"State entries (by key; {len(entries)}, {size} bytes)", ENTRY_COLUMNS, entry_rows(entries))
 
 
 def _yes(flag: bool) -> str:
