@@ -101,7 +101,7 @@ def private_redis() -> Iterator[Callable[..., RedisServer]]:
 def redis_cluster() -> Iterator[ClusterServers]:
     """3 masters + 3 replicas, no password, shared by the session (~2 s to start). Never kill its nodes:
     a test that does takes its own from ``make_redis_cluster``. ``.env()`` gives REDIS_CLUSTER_NODES."""
-    servers = ClusterServers()
+    servers = ClusterServers(node_timeout_ms=5000)  # a loaded machine must not look like a dead node
     try:
         yield servers.start()
     finally:
@@ -112,7 +112,8 @@ def redis_cluster() -> Iterator[ClusterServers]:
 def redis_sentinel() -> Iterator[SentinelServers]:
     """Master + replica + 3 Sentinels, data nodes and Sentinels password-protected, shared by the session
     (~2 s to start). Never kill its master: use ``make_redis_sentinel``. ``.env()`` gives the variables."""
-    servers = SentinelServers(password="data-nodes-password-1", sentinel_password="sentinels-password-1")
+    servers = SentinelServers(down_after_ms=5000, failover_timeout_ms=10_000,  # no failover on a mere stall
+                              password="data-nodes-password-1", sentinel_password="sentinels-password-1")  # fmt: skip
     try:
         yield servers.start()
     finally:

@@ -202,7 +202,7 @@ async def test_writes_lost_in_a_failover_leave_no_socket_behind(make_redis_senti
     finally:
         replica.process.send_signal(signal.SIGCONT)
     await asyncio.to_thread(servers.wait_failover, master.port)
-    state = await hs.expect("room:state", timeout=15)  # the bus reconnected to the new master: resync
+    state = await hs.expect("room:state", timeout=6)  # the bus reconnected to the new master: resync
     assert {u["displayName"] for u in state["users"]} == {"Ana"}  # what the new master has: the joins are lost
     after = await api.join(code, "After")
     assert (await hs.expect("user:joined", timeout=5))["user"]["id"] == after["userId"]
