@@ -160,11 +160,14 @@ class Session:
         """Write ``room:state`` (reflecting ``seq``), then the queued events newer than it."""
         if self.phase is not Phase.WAITING and self.phase is not Phase.RESYNCING:
             return
-        if seq >= self.seq:
-            self.sink.write_wire(frames.wire(payload))
-            self.seq = seq
-        else:  # cannot happen (a snapshot is read after every event written before it); never go back
-            log.warning("dropping a snapshot older than events already sent (%d < %d)", seq, self.seq)
+        if seq < self.seq:
+            # A snapshot is read after every event written before it, so its seq can only be lower
+            # when Redis itself went back: a failover lost writes the old master had acknowledged
+            # (asynchronous replication). The new master's state is the truth now: send it and
+            # follow its seq, or every later event would be dropped as "already seen".
+            log.warning("the room's history went back (%d < %d): a Redis failover lost writes", seq, self.seq)
+        self.sink.write_wire(frames.wire(payload))
+        self.seq = seq
         self._go_live()
 
     def abandon_snapshot(self) -> bool:

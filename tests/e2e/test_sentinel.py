@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from click.testing import CliRunner, Result
 
@@ -170,13 +169,6 @@ async def test_sentinel_env_reaches_a_plain_client(redis_sentinel: SentinelServe
         await client.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, not fixed here: after writes lost in a failover the resync snapshot is older than "
-    "events already sent; roomd/transport/session.py Session.apply_snapshot drops it ('cannot happen') and "
-    "keeps the higher seq, so the socket never gets the new master's state nor its next events. "
-    "Remove this mark with the fix.",
-)
 async def test_writes_lost_in_a_failover_leave_no_socket_behind(make_redis_sentinel: Callable[..., SentinelServers],
                                                                spawn_roomd: Spawn) -> None:  # fmt: skip
     """Asynchronous replication: joins Redis acknowledged (201, events delivered) that never reached the

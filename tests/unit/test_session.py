@@ -80,10 +80,19 @@ def test_a_resync_never_writes_an_older_state_after_a_newer_event() -> None:
     session.deliver(*message(8))  # arrives while the snapshot (seq 7) is being read: queued
     session.apply_snapshot(state(7), 7)
     assert sink.events() == [("room:state", 5), ("e", 6), ("room:state", 7), ("e", 8)]
-    # A snapshot older than what was written is dropped, never sent.
+
+
+def test_a_resync_follows_redis_back_after_a_failover_lost_writes() -> None:
+    """Only lost writes make a snapshot older than events already written (a snapshot is read after
+    every event written before it): the new master's state is sent and its seq followed, else every
+    later event would be dropped as already seen."""
+    session, sink = live()
+    session.deliver(*message(6))
+    session.deliver(*message(7))  # acknowledged by the old master, never replicated
     assert session.begin_resync()
-    session.apply_snapshot(state(3), 3)
-    assert sink.events()[-1] == ("e", 8) and session.phase is Phase.LIVE
+    session.apply_snapshot(state(6), 6)
+    session.deliver(*message(7))  # the new master's own seq 7
+    assert sink.events()[-2:] == [("room:state", 6), ("e", 7)] and session.phase is Phase.LIVE
 
 
 def test_a_loss_during_connect_asks_for_a_second_snapshot() -> None:
