@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import os
+from collections.abc import Collection
 from typing import Any
 
 import click
@@ -21,9 +22,61 @@ import click
 from roomctl.connection import Backend
 from roomctl.context import ROOM_CODE, Command, Ctl, Failure, common_options, pass_ctl
 from roomctl.output import OutputError, now_ms, watch_reader
+from roomd.domain.bus_message import BusMessage, BusMessageError
 from roomd.domain.keys import channel, room_of_channel
 
 READER_CHECK_SECONDS = 0.5  # how soon a closed pipe is noticed in a quiet room
+PREVIEW_CHARS = 200  # of a game message's data or a state value, in text output (--json: whole)
+GAME_EVENTS = ("game:message", "state:changed", "state:deleted")
+
+
+# -- game events, readable: who sent what to whom, which entry changed and who sees it ----------
+
+
+def audience(to: Collection[str] | None, skip: str | None) -> str:
+    """The members a frame went to, from its bus routing (``to`` / ``skip``)."""
+    if to is not None:
+        return ", ".join(sorted(to)) if to else "nobody"
+    if skip is not None:
+        return f"everyone but {skip}"
+    return "everyone"
+
+
+def preview(value: Any) -> str:
+    """A value as one line of JSON, cut to PREVIEW_CHARS (a state value may be 256 kB)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def game_summary(frame: dict[str, Any], to: Collection[str] | None, skip: str | None) -> str | None:
+    """The text line's body for a game event, instead of its data JSON; None for other events.
+
+    ``game:message``: ``TYPE from USER → RECIPIENTS: DATA``; ``state:changed``:
+    ``KEY = VALUE (vN by USER → READERS)``; ``state:deleted``: ``KEY (vN by USER → READERS)``
+    (sent when an entry is deleted, and to members who can no longer read it).
+    """
+    event, data = frame.get("event"), frame.get("data")
+    if event not in GAME_EVENTS or not isinstance(data, dict):
+        return None
+    who = audience(to, skip)
+    if event == "game:message":
+        return f"{data.get('type')} from {data.get('from')} → {who}: {preview(data.get('data'))}"
+    change = f"(v{data.get('version')} by {data.get('by')} → {who})"
+    if event == "state:changed":
+        return f"{data.get('key')} = {preview(data.get('value'))} {change}"
+    return f"{data.get('key')} {change}"
+
+
+def routing(frame: dict[str, Any], to: Collection[str] | None, skip: str | None) -> dict[str, Any]:
+    """The JSON line's extra fields for a game event: ``to`` (sorted ids) and/or ``skip``, when set."""
+    if frame.get("event") not in GAME_EVENTS:
+        return {}
+    extra: dict[str, Any] = {}
+    if to is not None:
+        extra["to"] = sorted(to)
+    if skip is not None:
+        extra["skip"] = skip
+    return extra
 
 
 def parse_bus_message(data: bytes | str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -46,6 +99,21 @@ def parse_bus_message(data: bytes | str) -> tuple[dict[str, Any], dict[str, Any]
     except ValueError:
         meta = {}
     return (meta if isinstance(meta, dict) else {}), frame
+
+
+def recipients(raw: bytes | str) -> tuple[frozenset[str] | None, str | None]:
+    """``to`` and ``skip`` of a bus message, read by the codec; (None, None) if its meta is unreadable."""
+    try:
+        message = BusMessage.decode(raw.encode() if isinstance(raw, str) else raw)
+    except BusMessageError:
+        return None, None
+    return message.to, message.skip
+
+
+def show(ctl: Ctl, frame: dict[str, Any], raw: bytes | str, room: str | None = None) -> None:
+    """Print one frame; game events readably, with their recipients (the administrator sees every one)."""
+    to, skip = recipients(raw) if frame.get("event") in GAME_EVENTS else (None, None)
+    ctl.out.event(frame, now_ms(), room, summary=game_summary(frame, to, skip), extra=routing(frame, to, skip))
 
 
 def _broken_pipe() -> OutputError:
@@ -104,9 +172,9 @@ def events(ctl: Ctl, code: str | None, every_room: bool, count: int | None) -> N
                 if code is None:
                     name = message["channel"]
                     room = room_of_channel(name.decode() if isinstance(name, bytes) else name)
-                    ctl.out.event(frame, now_ms(), room or "?")
+                    show(ctl, frame, message["data"], room or "?")
                     continue
-                ctl.out.event(frame, now_ms())
+                show(ctl, frame, message["data"])
                 if frame.get("event") == "room:closed":
                     break
         finally:

@@ -189,20 +189,31 @@ class Output:
         except OutputError:
             _silence(sys.stderr.fileno())
 
-    def event(self, frame: dict[str, Any], received_ms: int, room: str | None = None) -> None:
+    def event(
+        self,
+        frame: dict[str, Any],
+        received_ms: int,
+        room: str | None = None,
+        *,
+        summary: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """One frame of ``roomctl events``: JSON line, tab-separated line, or a coloured line.
 
         ``room`` is given for ``events --all``: the code then leads each line (a ``room`` key in JSON).
+        ``summary`` replaces the data JSON in text (game events, see ``roomctl.events``);
+        ``extra`` fields follow ``data`` in JSON.
         """
         stamp = iso(received_ms) or ""
         if self.as_json:
             where = {} if room is None else {"room": room}
-            self.data({"ts": stamp, **where, "event": frame.get("event"), "data": frame.get("data")})
+            self.data({"ts": stamp, **where, "event": frame.get("event"), "data": frame.get("data"), **(extra or {})})
             return
-        data = json.dumps(frame.get("data", {}), ensure_ascii=False)
+        data = json.dumps(frame.get("data", {}), ensure_ascii=False) if summary is None else summary
         event = str(frame.get("event"))
         if self.terminal:
             style = "bold red" if event in ("room:closed", "user:kicked") else "bold cyan"
+            style = "bold magenta" if event.startswith(("game:", "state:")) else style
             where_text: list[Any] = [] if room is None else [(room, "bold"), " "]
             line = Text.assemble((stamp, "dim"), " ", *where_text, (event, style), " ", data)
             self._print(self.console, line)
