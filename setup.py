@@ -40,7 +40,7 @@ setup(
         "roomctl": ["py.typed"],
     },
     install_requires=[
-        "tornado>=6.6,<7",
+        "tornado>=6.6,<6.7",
         "redis[hiredis]>=8.1,<9",
         "pyjwt>=2.10,<3",
         "click>=8.1,<9",

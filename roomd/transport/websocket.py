@@ -23,7 +23,6 @@ frames into a burst that the token bucket would punish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -31,7 +30,6 @@ from collections import deque
 from typing import Any
 
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketHandler
 
 from roomd import protocol
@@ -40,7 +38,7 @@ from roomd.domain.errors import DomainError, StoreUnavailable
 from roomd.domain.store import Replaced, Resumed, Snapshot
 from roomd.domain.tokens import Claims, bearer_token
 from roomd.protocol import CloseCode, ErrorCode
-from roomd.transport import frames
+from roomd.transport import frames, writer
 from roomd.transport.client_address import client_address
 from roomd.transport.commands import Caller, Command
 from roomd.transport.context import Services
@@ -332,29 +330,13 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         slow consumer costs bounded memory and never delays its room.
         """
         conn = self.ws_connection
-        if conn is None or conn.is_closing():
+        if conn is None or conn.is_closing() or conn.stream is None:
             return
-        stream = conn.stream
-        if len(stream._write_buffer) + len(wire) > self._max_buffer:  # tornado has no public accessor
-            log.info("closing a slow consumer (room %s): %d bytes unsent", self.room_code, len(stream._write_buffer))
+        try:
+            writer.write(conn.stream, wire, self._max_buffer)
+        except writer.Overflow as full:
+            log.info("closing a slow consumer (room %s): %d bytes unsent", self.room_code, full.unsent)
             self.close(CloseCode.SLOW_CONSUMER, CloseCode.SLOW_CONSUMER.name)
-            return
-        if not stream._write_buffer and type(stream) is IOStream:
-            # Nothing queued: hand the frame to the kernel directly. Tornado's write
-            # path (buffer, future, handler) costs more than the send(2) itself, and
-            # fan-out does this once per member per event. Plain sockets only (TLS
-            # streams must encrypt); whatever the kernel does not take is queued below.
-            try:
-                sent = stream.socket.send(wire)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return  # the connection is broken; Tornado's read side will close it
-            if sent == len(wire):
-                return
-            wire = wire[sent:]
-        with contextlib.suppress(StreamClosedError):
-            stream.write(wire)
 
     # -- client frames --------------------------------------------------------
 
