@@ -21,6 +21,7 @@ run: $(STAMP)
 test: $(STAMP) typecheck-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # roomd.js checked against its TypeScript declarations (typescript from npm, pinned by the lock file).
