@@ -10,21 +10,20 @@ from typing import Any
 import tornado.routing
 import tornado.web
 
-from roomd.bus import RoomBus
 from roomd.config import Settings
 from roomd.domain.redis_target import target_from_settings
 from roomd.domain.store import RoomStore
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
+from roomd.fanout import Hub, make_broker
 from roomd.logs import safe_uri
 from roomd.protocol import game_validators, package_path, preload, protocol_dir
-from roomd.transport import http
+from roomd.transport import frames, http
 from roomd.transport.commands import GameRules, build_table
 from roomd.transport.context import Services
-from roomd.transport.hub import Hub
 from roomd.transport.metrics import Metrics, MetricsHandler
 from roomd.transport.request_ids import request_id
-from roomd.transport.websocket import RoomSocket, resync_rooms
+from roomd.transport.websocket import RoomSocket
 
 STATIC_DIR = package_path("roomd", "static")  # the lobby page, wherever roomd is installed
 mimetypes.add_type("application/typescript", ".ts")  # /client/roomd.d.ts (the default guess is a Qt file type)
@@ -40,14 +39,15 @@ def build_services(settings: Settings, redis_url: str | None = None) -> Services
         max_retries=settings.redis_max_retries,
     )
     store = RoomStore.from_settings(client, settings)
-    hub = Hub()
-    bus = RoomBus(target.pubsub_pool(connect_timeout=settings.redis_connect_timeout), client, hub.deliver)
+    hub = Hub(prepare=frames.wire)  # each event framed once for WebSocket, the same bytes to every socket
+    # One Redis or Sentinel: PUBLISH/SUBSCRIBE; Cluster: SSUBSCRIBE on each room's shard (roomd/fanout).
+    bus = make_broker(target, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
+    bus.on_resubscribed = hub.resync
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
     throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout)
     services = Services(
         settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle, metrics=Metrics(hub, bus)
     )
-    bus.on_resubscribed = functools.partial(resync_rooms, services)
     return services
 
 

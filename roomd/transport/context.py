@@ -8,12 +8,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from roomd.bus import RoomBus
 from roomd.config import Settings
 from roomd.domain.store import RoomStore
 from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
-from roomd.transport.hub import Hub
+from roomd.fanout import Broker, Hub
 from roomd.transport.metrics import Metrics
 
 
@@ -22,7 +21,7 @@ class Services:
     settings: Settings
     store: RoomStore
     tokens: TokenIssuer
-    bus: RoomBus
+    bus: Broker  # roomd/fanout: which one depends on the Redis target
     hub: Hub
     throttle: Throttle
     metrics: Metrics

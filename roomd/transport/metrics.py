@@ -14,8 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from roomd.bus import RoomBus
-from roomd.transport.hub import Hub
+from roomd.fanout import Broker, Hub
 from roomd.transport.responses import JsonErrors
 
 
@@ -28,7 +27,7 @@ class Metrics:
     hub and bus are read by :class:`_LiveCollector` only when scraped.
     """
 
-    def __init__(self, hub: Hub, bus: RoomBus) -> None:
+    def __init__(self, hub: Hub, bus: Broker) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_latency = Histogram(
             "roomd_http_request_duration_seconds",
@@ -65,7 +64,7 @@ class Metrics:
 class _LiveCollector(Collector):
     """Reads the hub's and bus's plain counters at scrape time (nothing on the hot path)."""
 
-    def __init__(self, hub: Hub, bus: RoomBus) -> None:
+    def __init__(self, hub: Hub, bus: Broker) -> None:
         self.hub = hub
         self.bus = bus
 
@@ -78,10 +77,17 @@ class _LiveCollector(Collector):
         yield CounterMetricFamily(
             "roomd_events_delivered", "Event frames written to local sockets.", self.hub.delivered
         )
+        bus = self.bus.health()
         yield CounterMetricFamily(
             "roomd_bus_reconnects",
-            "Times the pub/sub connection was rebuilt (and rooms resynced).",
-            self.bus.reconnects,
+            "Times a pub/sub connection was rebuilt (and its rooms resynced).",
+            bus.reconnects,
+        )
+        yield GaugeMetricFamily(
+            "roomd_bus_rooms", "Rooms this process is subscribed to (lingering ones included).", bus.rooms
+        )
+        yield GaugeMetricFamily(
+            "roomd_bus_connections", "Pub/sub connections open (Redis Cluster: one per master in use).", bus.connections
         )
 
 

@@ -25,7 +25,6 @@ import logging
 
 from roomd.protocol import CloseCode
 from roomd.transport.context import Services
-from roomd.transport.websocket import RoomSocket
 
 log = logging.getLogger("roomd.presence")
 
@@ -71,7 +70,7 @@ class Presence:
     async def reconcile(self) -> None:
         """Make the socket index and the sockets this instance holds agree."""
         services, store = self.services, self.services.store
-        registered = {s.socket_id for s in services.hub.sockets() if isinstance(s, RoomSocket) and s.registered}
+        registered = {s.socket_id for s in services.hub.sockets() if s.registered}
         refs = await store.instance_sockets()
         # Read after the index: a socket whose entry we read had joined the hub before its
         # connect script ran, so if it is gone from the hub now, it has closed.
@@ -82,7 +81,7 @@ class Presence:
                 log.info("reconciled: a user of room %s marked disconnected (its socket had closed)", ref.room_code)
         missing = {sid for sid in registered if sid not in indexed}
         for sock in services.hub.sockets():
-            if sock.socket_id in missing & self._suspects and isinstance(sock, RoomSocket) and sock.registered:
+            if sock.socket_id in missing & self._suspects and sock.registered:
                 log.info("reconciled: closing a socket of room %s this instance no longer owns", sock.room_code)
                 sock.close(CloseCode.GOING_AWAY, CloseCode.GOING_AWAY.name)
         self._suspects = missing - self._suspects

@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
-from roomd.bus import BusMessage
+from roomd.domain.bus_message import BusMessage
 from roomd.protocol import CloseCode
 from roomd.transport import frames
 
@@ -193,7 +193,7 @@ class Session:
             return
         self.sink.write_wire(frames.wire(payload))
         for raw in messages:
-            msg = BusMessage(raw)
+            msg = BusMessage.decode(raw)
             self._emit(msg, frames.wire(msg.payload), replay=True)
         self.seq = max(self.seq, seq)
         self._go_live()

@@ -27,13 +27,14 @@ import logging
 import math
 import secrets
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketHandler
 
 from roomd import protocol
-from roomd.bus import BusMessage
+from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError, StoreUnavailable
 from roomd.domain.store import Replaced, Resumed, Snapshot
 from roomd.domain.tokens import Claims, bearer_token
@@ -82,6 +83,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
     user_id: str = ""
     socket_id: str = ""
     session: Session | None = None  # created once the token names the member
+    # The hub's LocalSocket calls, bound to the session's own methods once it exists: fan-out
+    # calls them once per local member per event, and a forwarding method is a call layer more.
+    deliver: Callable[[BusMessage, bytes], None]
+    observe: Callable[[int], None]
     # Set per socket only while needed (class defaults keep idle sockets small).
     _token: str | None = None
     _claims: Claims | None = None
@@ -200,10 +205,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         self.room_code, self.user_id = claims.room_code, claims.user_id
         self.socket_id = secrets.token_hex(8)
         self.session = session = Session(self.user_id, self.socket_id, self)
-        # The hub calls deliver/observe once per local member per event: bind the session's
-        # own methods on this instance, sparing fan-out a call layer per socket.
-        self.deliver = session.deliver  # type: ignore[method-assign]
-        self.observe = session.observe  # type: ignore[method-assign]
+        self.deliver, self.observe = session.deliver, session.observe  # before the hub sees this socket
         try:
             since = _parse_since(self.get_query_argument("since", None))
         except ApiError:
@@ -215,10 +217,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             getattr(stream.socket, "mark_authenticated", lambda: None)()
         services.hub.add(self)
         try:
-            await services.bus.acquire(self.room_code)
+            await services.bus.subscribe(self.room_code)
             self._subscribed = True
             if self._closed:  # the peer left while we subscribed: on_close could not release
-                services.bus.release(self.room_code)
+                services.bus.unsubscribe(self.room_code)
                 return
             first = await services.store.connect_since(self.room_code, self.user_id, self.socket_id, since)
         except DomainError as exc:
@@ -244,10 +246,12 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         else:
             session.apply_snapshot(_state_frame(first), first.seq)
 
-    async def resync(self) -> None:
-        """Send a fresh ``room:state`` after the bus may have lost events (pub/sub reconnect)."""
+    def begin_resync(self) -> Awaitable[None] | None:
+        """The bus may have lost events (a subscription came back): the session holds live events
+        back from now on; the returned ``room:state`` re-read is awaited by the hub."""
         if self.session is not None and self.session.begin_resync():
-            await self._read_snapshot()
+            return self._read_snapshot()
+        return None
 
     async def _read_snapshot(self) -> None:
         """Re-read ``room:state`` for the session (events meanwhile are queued by it)."""
@@ -307,17 +311,6 @@ class RoomSocket(JsonErrors, WebSocketHandler):
 
     def wait_for_room(self, waiting: bool) -> None:
         self.services.hub.wait(self, waiting)
-
-    # -- bus events -----------------------------------------------------------
-
-    def deliver(self, msg: BusMessage, wire: bytes) -> None:
-        """One room event for this member (called by the hub, same bytes for all)."""
-        if self.session is not None:
-            self.session.deliver(msg, wire)
-
-    def observe(self, seq: int) -> None:
-        if self.session is not None:
-            self.session.observe(seq)
 
     def _send(self, payload: bytes) -> None:
         self._write_wire(frames.wire(payload))
@@ -476,7 +469,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         services = self.services
         services.hub.remove(self)
         if self._subscribed:
-            services.bus.release(self.room_code)
+            services.bus.unsubscribe(self.room_code)
         if self._connected:
             services.spawn(self._mark_disconnected())
 
@@ -503,15 +496,3 @@ class RoomSocket(JsonErrors, WebSocketHandler):
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-async def resync_rooms(services: Services, rooms: list[str]) -> None:
-    """After a pub/sub reconnect: resend ``room:state`` to every local socket of ``rooms``.
-
-    Every session starts buffering at once (before any snapshot is read), so no
-    socket can receive a live event and then an older ``room:state``.
-    """
-    sockets = [sock for code in rooms for sock in services.hub.sockets(code) if isinstance(sock, RoomSocket)]
-    due = [sock for sock in sockets if sock.session is not None and sock.session.begin_resync()]
-    for sock in due:
-        await sock._read_snapshot()

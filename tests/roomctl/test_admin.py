@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError
 from roomd.domain.keys import EXPIRY_KEY, INDEX_KEY, channel, room_key
 from roomd.domain.store import RoomStore
@@ -123,7 +124,7 @@ async def test_transfer_host(roomctl: Roomctl, store: RoomStore) -> None:
                                      player.user_id))  # fmt: skip
         assert done == {"code": host.room_code, "hostId": player.user_id, "changed": True}
         assert (await store.get_room(host.room_code))["hostId"] == player.user_id
-        frame = json.loads((await next_message(pubsub))["data"].partition(b"\n")[2])
+        frame = BusMessage.decode((await next_message(pubsub))["data"]).frame()
         assert frame["event"] == "room:host_updated"  # as the host's own
         assert frame["data"] == {"hostId": player.user_id, "reason": "TRANSFERRED"}
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from roomd.bus import BusMessage
+from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError
 from roomd.domain.store import (
     HOSTLESS_KEY,
@@ -42,13 +42,13 @@ async def published(client: aioredis.Redis, code: str, action: Any) -> list[BusM
     found = []
     while (message := await pubsub.get_message(timeout=0.2)) is not None:
         if message["type"] == "message":
-            found.append(BusMessage(message["data"]))
+            found.append(BusMessage.decode(message["data"]))
     await pubsub.aclose()
     return found
 
 
 def event(msg: BusMessage) -> dict[str, Any]:
-    return json.loads(msg.payload)
+    return msg.frame()
 
 
 async def test_private_entries_are_published_to_their_readers_only(store: RoomStore, redis_client) -> None:
@@ -79,7 +79,7 @@ async def test_values_are_kept_and_relayed_verbatim(store: RoomStore, redis_clie
     await store.set_state(code, host, "k", value)
     assert await redis_client.hget(values_key(code), "k") == value.encode()
     [msg] = await published(redis_client, code, store.send_game_message(code, p1, "host", "t", value))
-    assert json.loads(msg.payload)["data"]["data"] == json.loads(value)
+    assert msg.frame()["data"]["data"] == json.loads(value)
     snapshot = await store.snapshot(code, p1, "s1")
     assert snapshot.state["k"]["value"] == json.loads(value)
 
@@ -136,7 +136,7 @@ async def test_history_is_contiguous_bounded_and_lives_with_the_room(redis_clien
     code, (host, p1) = await members(store, 2)
     for n in range(8):
         await store.send_game_message(code, host, "all", "t", str(n))
-    kept = [BusMessage(m) for m in await redis_client.lrange(history_key(code), 0, -1)]
+    kept = [BusMessage.decode(m) for m in await redis_client.lrange(history_key(code), 0, -1)]
     room = json.loads(await redis_client.get(f"room:{code}"))
     assert [m.seq for m in kept] == list(range(room["seq"] - 4, room["seq"] + 1))
     await store.set_state(code, host, "k", "1")
@@ -145,7 +145,7 @@ async def test_history_is_contiguous_bounded_and_lives_with_the_room(redis_clien
     # since within the history: the missed messages; beyond it: a snapshot.
     last = room["seq"] + 1
     resumed = await store.connect_since(code, p1, "s9", last - 2)
-    assert isinstance(resumed, Resumed) and [BusMessage(m).seq for m in resumed.messages] == [last - 1, last]
+    assert isinstance(resumed, Resumed) and [BusMessage.decode(m).seq for m in resumed.messages] == [last - 1, last]
     assert resumed.seq == last + 1  # this connection's own user:connected
     assert isinstance(await store.connect_since(code, p1, "s10", last - 10), Snapshot)
     assert isinstance(await store.connect_since(code, p1, "s11", last + 100), Snapshot)

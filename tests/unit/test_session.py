@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from roomd.bus import BusMessage
+from roomd.domain.bus_message import BusMessage, encode
 from roomd.protocol import CloseCode
 from roomd.transport import frames
 from roomd.transport.session import Phase, Session
@@ -40,14 +40,11 @@ class FakeSink:
 
 def raw(seq: int | None, event: str = "e", **meta: Any) -> bytes:
     """A bus message as the scripts write it."""
-    if seq is not None:
-        meta["seq"] = seq
-    frame = {"event": event, "data": {}} | ({"seq": seq} if seq is not None else {})
-    return json.dumps(meta).encode() + b"\n" + json.dumps(frame).encode()
+    return encode(event, {}, seq=seq, **meta)
 
 
 def message(seq: int | None, event: str = "e", **meta: Any) -> tuple[BusMessage, bytes]:
-    msg = BusMessage(raw(seq, event, **meta))
+    msg = BusMessage.decode(raw(seq, event, **meta))
     return msg, frames.wire(msg.payload)
 
 
