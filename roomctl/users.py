@@ -18,7 +18,7 @@ def users() -> None:
 
     \b
     Examples:
-      roomctl users show 5YgZuOCV-eoaUVvPVpVBIA
+      roomctl users show KXQD 5YgZuOCV-eoaUVvPVpVBIA
       roomctl users find ana
       roomctl users kick KXQD 5YgZuOCV-eoaUVvPVpVBIA --yes
     """
@@ -59,25 +59,31 @@ def users_kick(ctl: Ctl, code: str, user_id: str, yes: bool) -> None:
 
 
 @users.command("show")
+@click.argument("code", type=ROOM_CODE)
 @click.argument("user_id", type=USER)
 @common_options
 @pass_ctl
-def users_show(ctl: Ctl, user_id: str) -> None:
-    """A user: name, room, presence, whether they host.
+def users_show(ctl: Ctl, code: str, user_id: str) -> None:
+    """A member of room CODE: name, presence, whether they host.
+
+    Members are stored within their room (as tokens name them), so the room code
+    comes first; `roomctl users find NAME` finds a member's room by name.
 
     \b
     Examples:
-      roomctl users show 5YgZuOCV-eoaUVvPVpVBIA
-      roomctl users show 5YgZuOCV-eoaUVvPVpVBIA --json | jq -r .user.roomCode
+      roomctl users show KXQD 5YgZuOCV-eoaUVvPVpVBIA
+      roomctl users show kxqd 5YgZuOCV-eoaUVvPVpVBIA --json | jq -r .user.isConnected
     """
 
     async def show(b: Backend) -> dict[str, Any]:
-        user = await b.store.get_user(user_id)
+        summary = await b.overview.room(code)
+        if summary is None:
+            raise Failure(f"room {code} not found")
+        user = next((m for m in summary.members if m["id"] == user_id), None)
         if user is None:
-            raise Failure(f"user {user_id} not found")
-        summary = await b.overview.room(user["roomCode"])
-        view = public_member(user, summary.room["hostId"] if summary else "")
-        return {**view, "roomCode": user["roomCode"], "joinedAt": iso(view["joinedAt"])}
+            raise Failure(f"user {user_id} is not a member of room {code}")
+        view = public_member(user, summary.room["hostId"])
+        return {**view, "roomCode": code, "joinedAt": iso(view["joinedAt"])}
 
     view = ctl.run(show)
     if ctl.out.as_json:

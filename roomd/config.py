@@ -45,6 +45,7 @@ class Settings:
     redis_password: str | None = dataclasses.field(default=None, repr=False)
     redis_sentinel_username: str | None = None  # the Sentinels themselves
     redis_sentinel_password: str | None = dataclasses.field(default=None, repr=False)
+    redis_key_prefix: str = ""  # before every key and channel name (roomd/domain/keys.py)
     cors_origins: tuple[str, ...] = ("*",)
     # The one default of each room rule (no I or O in codes: read as 1 and 0). RoomStore's
     # keyword defaults refer to these (Settings.room_code_alphabet, ...), never copy them.
@@ -301,6 +302,15 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _key_prefix(name: str, raw: str) -> str:
+    from roomd.domain.keys import check_prefix  # the rule's one owner (a leaf module: no cycle)
+
+    try:
+        return check_prefix(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
+
+
 def _directory(name: str, raw: str) -> Path:
     path = Path(raw.strip())
     if not path.is_dir():
@@ -332,6 +342,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("REDIS_MAX_RETRIES", "redis_max_retries", lambda n, r: _int(n, r, 0, 100))
     take("REDIS_CONNECT_TIMEOUT", "redis_connect_timeout_ms", lambda n, r: _int(n, r, 1))
     take("REDIS_COMMAND_TIMEOUT", "redis_command_timeout_ms", lambda n, r: _int(n, r, 1))
+    take("REDIS_KEY_PREFIX", "redis_key_prefix", _key_prefix)
     take("CORS_ORIGINS", "cors_origins", _origins)
     take("ROOM_CODE_ALPHABET", "room_code_alphabet", _alphabet)
     take("ROOM_CODE_LENGTH", "room_code_length", lambda n, r: _int(n, r, 1, 32))

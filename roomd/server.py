@@ -18,6 +18,7 @@ from tornado.netutil import bind_sockets
 from roomd import __version__, config, sdnotify
 from roomd.app import build_services, make_app
 from roomd.domain.errors import StoreUnavailable
+from roomd.domain.layout import OldLayoutError, refuse_old_layout
 from roomd.listener import make_http_server
 from roomd.protocol import CloseCode
 from roomd.transport.context import Services
@@ -49,10 +50,18 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):  # before waiting for Redis: a stop while waiting drains too
         loop.add_signal_handler(sig, stop.set)
     await services.bus.start()
-    duties = asyncio.create_task(_background_duties(services, instance))
     log.info("roomd %s listening on http://%s:%d (pid %d)", __version__, settings.host, port, os.getpid())
     tune_gc()
-    if await wait_for_redis(services, stop, notify_status=notify_stopping) and on_ready is not None:
+    ready = await wait_for_redis(services, stop, notify_status=notify_stopping)
+    refusal = await check_layout(services, stop) if ready else None
+    if refusal is not None:
+        server.stop()
+        await services.bus.close()
+        await services.store.client.aclose()
+        raise LayoutRefused(refusal)
+    # The sweeps start only now: on a Redis in the previous key layout they would drop its index entries.
+    duties = asyncio.create_task(_background_duties(services, instance))
+    if ready and on_ready is not None:
         on_ready()
     await stop.wait()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -69,6 +78,28 @@ async def serve(
 
 class ListenError(Exception):
     """The listening socket cannot be bound (address in use, not local, port not allowed)."""
+
+
+class LayoutRefused(ListenError):
+    """Redis holds rooms in the previous key layout: exit 2 like a busy port (a restart cannot fix
+    it; ``roomctl migrate`` does). A ListenError, so ``roomd`` and its workers report it alike."""
+
+
+async def check_layout(services: Services, stop: asyncio.Event) -> str | None:
+    """Why roomd must not serve this Redis (it holds rooms in the previous key layout), else None.
+
+    Retried while Redis does not answer (it answered a moment ago); None on a stop signal.
+    """
+    while not stop.is_set():
+        try:
+            await refuse_old_layout(services.store.client, services.settings.redis_command_timeout)
+            return None
+        except OldLayoutError as exc:
+            return str(exc)
+        except StoreUnavailable:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REDIS_WAIT_INTERVAL)
+    return None
 
 
 def listen(settings: config.Settings, reuse_port: bool) -> list[socket.socket]:

@@ -1,121 +1,333 @@
-"""Every Redis key and pub/sub channel name that roomd and roomctl use from Python.
+"""Every Redis key and pub/sub channel name of roomd: the one owner of the key layout.
 
-One owner for the key layout: Python code asks this module for a name and never
-formats one itself, and tests ask it too rather than repeating a string. The
-Lua scripts still build the per-room names themselves (``lua/prelude.lua``:
-``room_key``, ``users_key``, ``user_key``, ``channel``, ``history_key``, ``state_key``,
-``values_key``, ``HOSTLESS_KEY``; ``'rooms:index'`` and
-``'rooms:expiry'`` in the scripts; ``'throttle:'`` in ``lua/throttle.lua``), so
-a change here must be made there in the same commit. Any change of a name or of
-what a key holds is a Redis-layout change: it is listed for operators in
-CHANGELOG.md, because rooms written by the old layout become invisible to the
-new one.
+roomd, roomctl and the tests ask this module for a name and never format one
+themselves; the Lua scripts build none either: each receives every key it
+touches in ``KEYS`` (a room script the seven of :meth:`Layout.room_keys`, in
+that order), so every script can run on Redis Cluster.
 
-All times stored in these keys are integer milliseconds since the epoch. A
-single Redis (not Cluster) is assumed: the names carry no ``{...}`` hash tag.
+**Hash tags.** Every key of a room carries its code as a hash tag
+(``room:{KXQD}``, ``room:{KXQD}:users``, ...), so all of a room lives in one
+cluster slot and each room operation is one script on one node. The room's
+events channel (``room:{KXQD}:events``) hashes to the same slot, where the
+scripts ``SPUBLISH`` on a Cluster.
+
+**Cross-room indexes** (``rooms:index``, ``rooms:expiry``, ``rooms:hostless``,
+``roomd:instances``, each instance's socket index) are never written by a room
+script: :mod:`roomd.domain.store` updates them from Python right after the
+script, idempotently, and the sweeps re-check the room itself before acting on
+an entry, so an index that lags never closes a live room nor hands over a host
+who came back.
+
+**Prefix.** ``REDIS_KEY_PREFIX`` (default empty) is put before every name,
+channels included, so several deployments can share one Redis. It may not
+contain ``{`` or ``}`` (the hash tag must stay the room's code).
+:func:`configure` sets it for the whole process (``RoomStore.from_settings``
+does, for roomd and roomctl alike); :func:`layout` returns the layout in use.
+
+Any change of a name or of what a key holds is a Redis-layout change, listed
+for operators in CHANGELOG.md (``roomd.domain.layout`` detects the previous
+layout and ``roomctl migrate`` converts it). All times stored are integer
+milliseconds since the epoch.
 """
 
 from __future__ import annotations
 
-ROOM_PREFIX = "room:"
-EVENTS_SUFFIX = ":events"
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-INDEX_KEY = "rooms:index"
-"""Sorted set: room code -> ``createdAt``. Lists rooms newest first (``roomctl rooms
-list``) without SCAN. Written by the create script, cleared by the room's deletion."""
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9:._-]{0,64}")
+"""What ``REDIS_KEY_PREFIX`` may hold: no braces (they would replace the room's hash tag), no
+spaces or glob characters (roomctl matches channel patterns under the prefix)."""
 
-EXPIRY_KEY = "rooms:expiry"
-"""Sorted set: room code -> ``expiresAt``, re-armed with the room's TTL on every state
-change. Swept every second by each roomd instance, so members of a room that Redis
-expired receive ``room:closed {reason: EXPIRED}`` (exactly once: the script's ZREM
-decides which instance tells them)."""
+ROOM_KEY_COUNT = 7
+"""How many keys every room script receives (:meth:`Layout.room_keys`)."""
 
-INCARNATIONS_KEY = "rooms:incarnations"
-"""Hash: room code -> incarnation id of the room now holding the code, kept as long as
-the code is in :data:`EXPIRY_KEY`. Every event's bus meta carries it (``inc``), so a
-socket still open on an older room that had the same code drops the new room's events."""
 
-INSTANCES_KEY = "roomd:instances"
-"""Sorted set: instance id (``host:pid:port:random``, new at every start) -> last heartbeat
-(Redis's clock), written every second by each roomd process (``lua/heartbeat.lua``). Read
-by ``roomctl stats``, and by live instances to find dead ones (older than
-INSTANCE_TIMEOUT_MS) whose members must be marked disconnected; ``lua/reap.lua`` removes
-an entry once its socket index is empty."""
+@dataclass(frozen=True)
+class Layout:
+    """The names under one prefix. Methods taking a ``code`` name the keys of that room."""
 
-THROTTLE_PREFIX = "throttle:"
-"""Prefix of the HTTP rate-limit counters ``throttle:{client}:{window}``: strings
-holding the request count of one fixed window, expiring after two windows. Built
-in ``lua/throttle.lua``; Python never reads them."""
+    prefix: str = ""
 
-HOSTLESS_KEY = "rooms:hostless"
-"""Sorted set: room code -> ms since which the host of a ``hostMigration: "disconnect"``
-room has had no socket (``room.hostAwaySince``). Swept every second by each roomd
-instance: past HOST_GRACE_SECONDS the host role passes to the longest-standing
-connected member (``lua/host_grace.lua`` re-checks; ``track_host`` in the prelude
-keeps it true to presence). Rooms with nobody connected leave it until someone connects."""
+    # -- one room: every key carries the {CODE} hash tag -------------------------------
 
-BUS_SELF_PREFIX = "roomd:bus:"
-"""Prefix of each process's private pub/sub channel ``roomd:bus:{16 hex}``: the bus
-publishes a ping there and must hear it back, or it rebuilds its deaf subscriber
-connection. Nothing else is published on it."""
+    def room(self, code: str) -> str:
+        """``room:{CODE}``: string, the room's JSON record (host, lock, capacity, ``seq``,
+        ``joinSeq``, rules, times). Carries the room's TTL; its absence means the room is gone."""
+        return f"{self.prefix}room:{{{code}}}"
+
+    def users(self, code: str) -> str:
+        """``room:{CODE}:users``: hash, member user id -> the member's JSON record (display
+        name, room code, presence, current socket and instance, join order); same TTL as the room.
+        A member is found through the room its token names, never by id alone."""
+        return f"{self.prefix}room:{{{code}}}:users"
+
+    def history(self, code: str) -> str:
+        """``room:{CODE}:history``: list of the room's last ``historySize`` bus messages (as
+        published, recipients in their meta), newest last, same TTL as the room. ``?since=``
+        replays are read from it."""
+        return f"{self.prefix}room:{{{code}}}:history"
+
+    def state(self, code: str) -> str:
+        """``room:{CODE}:state``: hash, state key -> JSON ``{version, visibleTo, writableBy, size}``
+        of each shared state entry (its value is in :meth:`values`), same TTL as the room."""
+        return f"{self.prefix}room:{{{code}}}:state"
+
+    def values(self, code: str) -> str:
+        """``room:{CODE}:state:values``: hash, state key -> the entry's value as JSON text, kept
+        apart so that scripts splice it into frames verbatim, never re-encoding it."""
+        return f"{self.prefix}room:{{{code}}}:state:values"
+
+    def claim(self, code: str) -> str:
+        """``room:{CODE}:claim``: string, JSON ``{incarnation, createdAt}`` of the room holding the
+        code. Outlives the room record by ``CLAIM_GRACE_MS``: while it exists the code is not
+        handed out again, and the expiry sweep script that deletes it is the one that tells the
+        members of an expired room ``room:closed {EXPIRED}`` (exactly once). Deleted with the room
+        on close or when its last member leaves."""
+        return f"{self.prefix}room:{{{code}}}:claim"
+
+    def channel(self, code: str) -> str:
+        """``room:{CODE}:events``: the pub/sub channel of a room's events (same slot as its keys).
+        Each message is ``<meta JSON>\\n<frame JSON>``, published by the script that made the change."""
+        return f"{self.prefix}room:{{{code}}}:events"
+
+    def room_keys(self, code: str) -> tuple[str, str, str, str, str, str, str]:
+        """``KEYS`` of every room script, in the order ``lua/prelude.lua`` names them: record,
+        users, history, state, values, claim, channel."""
+        return (
+            self.room(code),
+            self.users(code),
+            self.history(code),
+            self.state(code),
+            self.values(code),
+            self.claim(code),
+            self.channel(code),
+        )
+
+    def room_of_channel(self, name: str) -> str | None:
+        """The room code of a :meth:`channel` name; None for any other channel."""
+        head, tail = f"{self.prefix}room:{{", "}:events"
+        if name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail):
+            return name[len(head) : -len(tail)]
+        return None
+
+    def every_room_channel(self) -> str:
+        """A PSUBSCRIBE pattern matching every room's channel (one Redis or Sentinel only)."""
+        return f"{self.prefix}room:{{*}}:events"
+
+    # -- cross-room indexes: written from Python, never by a room script -----------------
+
+    @property
+    def index(self) -> str:
+        """``rooms:index``: sorted set, room code -> ``createdAt``. Lists rooms newest first
+        (``roomctl rooms list``) without SCAN. Added after the create script; removed after the
+        room's deletion (only if the score is still that room's ``createdAt``, so a new room that
+        took the code meanwhile stays listed). Stale entries are skipped by readers."""
+        return f"{self.prefix}rooms:index"
+
+    @property
+    def expiry(self) -> str:
+        """``rooms:expiry``: sorted set, room code -> a time at or before which the room must be
+        looked at again (its ``expiresAt`` when created). Swept every second by each roomd
+        instance: the sweep script re-checks the room itself, re-arms the entry with the room's
+        real deadline if it is alive, tells the members of an expired room
+        ``room:closed {EXPIRED}`` (exactly once: the claim decides), and drops entries of rooms
+        that are gone. Touches do not move it: a live room costs one re-check per TTL."""
+        return f"{self.prefix}rooms:expiry"
+
+    @property
+    def hostless(self) -> str:
+        """``rooms:hostless``: sorted set, room code -> ms since which the host of a
+        ``hostMigration: "disconnect"`` room has had no socket (``room.hostAwaySince``). Added
+        after the script that saw the host go; swept every second by each roomd instance: past
+        HOST_GRACE_SECONDS the host role passes to the longest-standing connected member
+        (``lua/host_grace.lua`` re-checks). Rooms with nobody connected leave it until someone
+        connects."""
+        return f"{self.prefix}rooms:hostless"
+
+    @property
+    def instances(self) -> str:
+        """``roomd:instances``: sorted set, instance id (``host:pid:port:random``, new at every
+        start) -> last heartbeat (Redis's clock), written every second by each roomd process
+        (``lua/heartbeat.lua``). Read by ``roomctl stats``, and by live instances to find dead ones
+        (older than INSTANCE_TIMEOUT_MS) whose members must be marked disconnected; an entry is
+        removed once its socket index is empty."""
+        return f"{self.prefix}roomd:instances"
+
+    def instance_sockets(self, instance: str) -> str:
+        """``roomd:instance:<id>:sockets``: set of ``code|userId|socketId`` entries, one per socket
+        the instance holds (added before the connect script, removed after the disconnect), so
+        live instances can disconnect the members of a dead one without SCAN."""
+        return f"{self.prefix}roomd:instance:{instance}:sockets"
+
+    # -- other -----------------------------------------------------------------------------
+
+    def throttle(self, client: str, window: int) -> str:
+        """``throttle:{client}:<window>``: string, the request count of one fixed window of one
+        client, expiring after two windows. The client is the hash tag: both windows a request
+        reads are in one slot."""
+        return f"{self.prefix}throttle:{{{client}}}:{window}"
+
+    @property
+    def throttle_prefix(self) -> str:
+        """What every :meth:`throttle` name starts with."""
+        return f"{self.prefix}throttle:"
+
+    def bus_self_channel(self, token: str) -> str:
+        """``roomd:bus:<token>``: one process's private self-check channel: the bus publishes a ping
+        there and must hear it back, or it rebuilds its deaf subscriber connection."""
+        return f"{self.prefix}roomd:bus:{token}"
+
+    @property
+    def bus_self_prefix(self) -> str:
+        return f"{self.prefix}roomd:bus:"
+
+
+def socket_entry(code: str, user_id: str, socket_id: str) -> str:
+    """An entry of an instance's socket index (:meth:`Layout.instance_sockets`)."""
+    return f"{code}|{user_id}|{socket_id}"
+
+
+def parse_socket_entry(entry: str) -> tuple[str, str, str] | None:
+    """``(code, user_id, socket_id)`` of a :func:`socket_entry`; None if malformed."""
+    code, bar, rest = entry.partition("|")
+    user_id, bar2, socket_id = rest.partition("|")
+    if not (bar and bar2 and code and user_id and socket_id):
+        return None
+    return code, user_id, socket_id
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it may be a REDIS_KEY_PREFIX, else ValueError saying why."""
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError("letters, digits and : . _ - only (no braces, spaces or glob characters), at most 64")
+    return prefix
+
+
+_active = Layout()
+
+
+def configure(prefix: str) -> Layout:
+    """Use ``prefix`` (REDIS_KEY_PREFIX) for every name this process builds from now on."""
+    global _active
+    _active = Layout(check_prefix(prefix))
+    return _active
+
+
+def layout() -> Layout:
+    """The layout in use (:func:`configure`)."""
+    return _active
+
+
+@contextlib.contextmanager
+def using(prefix: str) -> Iterator[Layout]:
+    """Tests: a prefix for the duration of a ``with`` block."""
+    global _active
+    before = _active
+    try:
+        yield configure(prefix)
+    finally:
+        _active = before
+
+
+# Module-level shorthands for the layout in use (the bus and older callers use these).
 
 
 def room_key(code: str) -> str:
-    """``room:{code}``: string, the room's JSON record (host, lock, capacity, ``seq``,
-    ``joinSeq``, times). Carries the room's TTL; its absence means the room is gone."""
-    return f"{ROOM_PREFIX}{code}"
+    return _active.room(code)
 
 
 def users_key(code: str) -> str:
-    """``room:{code}:users``: set of the member user ids, same TTL as the room."""
-    return f"{ROOM_PREFIX}{code}:users"
-
-
-def user_key(user_id: str) -> str:
-    """``user:{id}``: string, the member's JSON record (display name, room, presence,
-    current socket id, join order), same TTL as their room."""
-    return f"user:{user_id}"
+    return _active.users(code)
 
 
 def history_key(code: str) -> str:
-    """``room:{code}:history``: list of the room's last ``historySize`` bus messages (as
-    published, recipients in their meta), newest last, same TTL as the room. ``?since=``
-    replays are read from it."""
-    return f"{ROOM_PREFIX}{code}:history"
+    return _active.history(code)
 
 
 def state_key(code: str) -> str:
-    """``room:{code}:state``: hash, state key -> JSON ``{version, visibleTo, writableBy, size}``
-    of each shared state entry (its value is in :func:`values_key`), same TTL as the room."""
-    return f"{ROOM_PREFIX}{code}:state"
+    return _active.state(code)
 
 
 def values_key(code: str) -> str:
-    """``room:{code}:state:values``: hash, state key -> the entry's value as JSON text, kept
-    apart so that scripts splice it into frames verbatim, never re-encoding it."""
-    return f"{ROOM_PREFIX}{code}:state:values"
+    return _active.values(code)
 
 
-def instance_sockets_key(instance: str) -> str:
-    """``roomd:instance:{id}:sockets``: set of ``code|userId|socketId`` entries, one per
-    socket the instance holds, so live instances can disconnect the members of a dead
-    one without SCAN."""
-    return f"roomd:instance:{instance}:sockets"
+def claim_key(code: str) -> str:
+    return _active.claim(code)
 
 
 def channel(code: str) -> str:
-    """``room:{code}:events``: the pub/sub channel of a room's events. Each message is
-    ``<meta JSON>\\n<frame JSON>``, published by the script that made the change."""
-    return f"{ROOM_PREFIX}{code}{EVENTS_SUFFIX}"
+    return _active.channel(code)
 
 
 def room_of_channel(name: str) -> str | None:
-    """The room code of a :func:`channel` name; None for any other channel."""
-    if name.startswith(ROOM_PREFIX) and name.endswith(EVENTS_SUFFIX):
-        return name[len(ROOM_PREFIX) : -len(EVENTS_SUFFIX)]
-    return None
+    return _active.room_of_channel(name)
 
 
 def bus_self_channel(token: str) -> str:
-    """``roomd:bus:{token}``: one process's private self-check channel (see :data:`BUS_SELF_PREFIX`)."""
-    return f"{BUS_SELF_PREFIX}{token}"
+    return _active.bus_self_channel(token)
+
+
+def index_key() -> str:
+    return _active.index
+
+
+def expiry_key() -> str:
+    return _active.expiry
+
+
+def hostless_key() -> str:
+    return _active.hostless
+
+
+def instances_key() -> str:
+    return _active.instances
+
+
+def instance_sockets_key(instance: str) -> str:
+    return _active.instance_sockets(instance)
+
+
+class Legacy:
+    """The names of roomd's previous key layout (before the ``{CODE}`` hash tags), frozen: only
+    :mod:`roomd.domain.layout` uses them, to detect that layout at start and to migrate it
+    (``roomctl migrate``). It had no prefix, a string per member (``user:<id>``) not tied to its
+    room, and the cross-room indexes written inside the room scripts."""
+
+    INDEX = "rooms:index"
+    EXPIRY = "rooms:expiry"
+    HOSTLESS = "rooms:hostless"
+    INCARNATIONS = "rooms:incarnations"  # HASH code -> incarnation: only the previous layout has it
+    INSTANCES = "roomd:instances"
+
+    @staticmethod
+    def room(code: str) -> str:
+        return f"room:{code}"
+
+    @staticmethod
+    def users(code: str) -> str:
+        """A SET of member ids (each member's record is :meth:`user`)."""
+        return f"room:{code}:users"
+
+    @staticmethod
+    def user(user_id: str) -> str:
+        return f"user:{user_id}"
+
+    @staticmethod
+    def history(code: str) -> str:
+        return f"room:{code}:history"
+
+    @staticmethod
+    def state(code: str) -> str:
+        return f"room:{code}:state"
+
+    @staticmethod
+    def values(code: str) -> str:
+        return f"room:{code}:state:values"
+
+    @staticmethod
+    def instance_sockets(instance: str) -> str:
+        return f"roomd:instance:{instance}:sockets"

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from roomd.domain.keys import INDEX_KEY, INSTANCES_KEY, room_key, user_key, users_key
+from roomd.domain import keys
 from roomd.domain.store import guard, now_ms, public_room
 
 STATS_CHUNK = 500
@@ -98,30 +98,30 @@ def name_matches(needle: str) -> Callable[[str], bool]:
 
 
 class Overview:
-    def __init__(self, client: aioredis.Redis, command_timeout: float | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, command_timeout: float | None = None, layout: keys.Layout | None = None
+    ) -> None:
         self.client = client
         self.timeout = command_timeout
+        self.keys = layout or keys.layout()
 
     async def summaries(self, codes: list[str]) -> list[RoomSummary | None]:
-        """Each room with its members (None where the room is gone), in three round trips."""
+        """Each room with its members (None where the room is gone), in one pipelined round trip
+        (on a Cluster, one per node: each room's record and members share its slot)."""
         if not codes:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
             for code in codes:
-                pipe.get(room_key(code))
-                pipe.smembers(users_key(code))
+                pipe.get(self.keys.room(code))
+                pipe.hgetall(self.keys.users(code))
             raw = await guard(pipe.execute(), self.timeout)
-        ids = [sorted(_text(i) for i in raw[2 * n + 1]) for n in range(len(codes))]
-        flat = [i for group in ids for i in group]
-        users = await guard(self.client.mget([user_key(i) for i in flat]), self.timeout) if flat else []
-        by_id = {i: json.loads(u) for i, u in zip(flat, users, strict=True) if u is not None}
         found: list[RoomSummary | None] = []
         for n in range(len(codes)):
             room = raw[2 * n]
             if room is None:
                 found.append(None)
                 continue
-            members = sorted((by_id[i] for i in ids[n] if i in by_id), key=lambda u: u.get("joinSeq", 0))
+            members = sorted((json.loads(u) for u in raw[2 * n + 1].values()), key=lambda u: u.get("joinSeq", 0))
             found.append(RoomSummary(json.loads(room), members))
         return found
 
@@ -131,13 +131,13 @@ class Overview:
     async def _index_after(self, position: Position | None, count: int) -> tuple[list[Position], bool]:
         """Up to ``count`` index entries after ``position`` (newest first), and whether more follow."""
         if position is None:
-            raw: Any = await guard(self.client.zrevrange(INDEX_KEY, 0, count, withscores=True), self.timeout)
+            raw: Any = await guard(self.client.zrevrange(self.keys.index, 0, count, withscores=True), self.timeout)
             entries = [(int(score), _text(code)) for code, score in raw]
         else:
             score, code = position
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.zrevrangebyscore(INDEX_KEY, score, score, withscores=True)  # same millisecond: by code
-                pipe.zrevrangebyscore(INDEX_KEY, f"({score}", "-inf", start=0, num=count + 1, withscores=True)
+                pipe.zrevrangebyscore(self.keys.index, score, score, withscores=True)  # same millisecond: by code
+                pipe.zrevrangebyscore(self.keys.index, f"({score}", "-inf", start=0, num=count + 1, withscores=True)
                 ties, older = await guard(pipe.execute(), self.timeout)
             entries = [(score, c) for c in (_text(m) for m, _ in ties) if c < code]
             entries += [(int(s), _text(m)) for m, s in older]
@@ -193,7 +193,7 @@ class Overview:
                 break
             cursor = page.next_cursor
         instances: Any = await guard(
-            self.client.zrangebyscore(INSTANCES_KEY, now_ms() - INSTANCE_STALE_MS, "+inf", withscores=True),
+            self.client.zrangebyscore(self.keys.instances, now_ms() - INSTANCE_STALE_MS, "+inf", withscores=True),
             self.timeout,
         )
         return Stats(rooms, members, connected, sorted((_text(i), int(score)) for i, score in instances))
@@ -225,7 +225,7 @@ class Overview:
         For shell completion: ZSCAN with a MATCH pattern, stopping at ``limit`` matches.
         """
         if not prefix:
-            newest: Any = await guard(self.client.zrevrange(INDEX_KEY, 0, limit - 1), self.timeout)
+            newest: Any = await guard(self.client.zrevrange(self.keys.index, 0, limit - 1), self.timeout)
             return [_text(code) for code in newest]
         if not (prefix.isascii() and prefix.isalnum()):
             return []
@@ -234,7 +234,7 @@ class Overview:
         batch: Any
         while True:
             cursor, batch = await guard(
-                self.client.zscan(INDEX_KEY, cursor, match=f"{prefix}*", count=COMPLETION_SCAN), self.timeout
+                self.client.zscan(self.keys.index, cursor, match=f"{prefix}*", count=COMPLETION_SCAN), self.timeout
             )
             scored += [(float(score), _text(code)) for code, score in batch]
             if cursor == 0 or len(scored) >= limit:
@@ -243,7 +243,7 @@ class Overview:
 
     async def member_ids(self, code: str) -> list[str]:
         """The member ids of a room (for completing ``users kick CODE <TAB>``)."""
-        return sorted(_text(i) for i in await guard(self.client.smembers(users_key(code)), self.timeout))
+        return sorted(_text(i) for i in await guard(self.client.hkeys(self.keys.users(code)), self.timeout))
 
 
 def public_member(member: dict[str, Any], host_id: str) -> dict[str, Any]:

@@ -1,32 +1,32 @@
 """The Redis model of rooms and its atomic operations.
 
-Keys (named in :mod:`roomd.domain.keys`, re-exported here; see the README's Redis section):
+Key names come from :mod:`roomd.domain.keys` (see the README's Redis section): every key of
+a room carries the room's ``{CODE}`` hash tag, so each room lives in one cluster slot.
 
-* ``room:{code}`` - JSON of the room; ``room:{code}:users`` - SET of member ids;
-  ``user:{id}`` - JSON of a member. All share the room's TTL, refreshed on
-  every state change.
-* ``rooms:index`` - ZSET code -> creation time, for listing rooms newest first.
-* ``rooms:expiry`` - ZSET code -> expiry time, swept to tell members of expired rooms.
-  A code stays taken until its entry is swept.
-* ``rooms:incarnations`` - HASH code -> the incarnation id of the room holding it.
-* ``roomd:instances`` - ZSET instance id -> last heartbeat (Redis time), for
-  ``roomctl stats`` and to find dead instances.
-* ``roomd:instance:{id}:sockets`` - SET of ``code|userId|socketId`` an instance holds,
-  so live instances can disconnect the members of a dead one without SCAN.
-* ``room:{code}:history`` - LIST of the room's last bus messages (``?since=`` replays);
-  ``room:{code}:state`` - HASH key -> entry JSON {version, visibleTo, writableBy, size};
-  ``room:{code}:state:values`` - HASH key -> the entry's value as JSON text.
-* ``rooms:hostless`` - ZSET code -> since when its host has had no socket
-  (``hostMigration: "disconnect"``), swept to hand the host role over.
+* ``room:{CODE}`` - JSON of the room; ``room:{CODE}:users`` - HASH member id -> member JSON;
+  ``room:{CODE}:history`` / ``:state`` / ``:state:values`` - the game channel's keys. All
+  share the room's TTL, refreshed on every state change.
+* ``room:{CODE}:claim`` - the code's claim (incarnation, createdAt): outlives the record
+  until the expiry sweep has told the members of an expired room.
+* cross-room indexes - ``rooms:index`` (listing), ``rooms:expiry`` (the expiry sweep's
+  schedule), ``rooms:hostless`` (the host grace sweep's), ``roomd:instances`` and each
+  instance's socket index.
 
-Each mutation is one Lua script that also PUBLISHes its event on
-``room:{code}:events``; roomd and roomctl share this one implementation.
+Each room mutation is one Lua script that receives all its keys as ``KEYS`` (never builds a
+name) and publishes its event on ``room:{CODE}:events`` (PUBLISH, or SPUBLISH on a Cluster:
+``sharded_pubsub``). Cross-room indexes are never written by a room script: a script returns
+*hints* (the host went or came back, the room was deleted, socket-index entries to drop) and
+this module applies them right after it, idempotently. The sweeps re-check the room itself
+before acting on an index entry and change an entry only if it still holds the score they
+read (``lua/settle.lua``), so a lagging or out-of-order index update is repaired, never
+acted on. roomd and roomctl share this one implementation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Iterable
@@ -38,38 +38,53 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roomd.config import Settings
-from roomd.domain import roomcodes
+from roomd.domain import keys, roomcodes
 from roomd.domain.errors import DomainError, StoreUnavailable
-from roomd.domain.keys import (  # noqa: F401 - re-exported: callers and tests import them from here too
-    EXPIRY_KEY,
-    HOSTLESS_KEY,
-    INCARNATIONS_KEY,
-    INDEX_KEY,
-    INSTANCES_KEY,
-    channel,
-    history_key,
-    instance_sockets_key,
-    room_key,
-    state_key,
-    user_key,
-    users_key,
-    values_key,
-)
 from roomd.protocol import ClosedReason, ErrorCode
 
 T = TypeVar("T")
+log = logging.getLogger("roomd.store")
 
-REAP_BATCH = 100  # socket-index entries of a dead instance handled by one script
+REAP_BATCH = 100  # socket-index entries of a dead instance read at a time (one script each)
 REAP_INSTANCES = 10  # dead instances looked at per heartbeat
-CODE_CANDIDATES = 3  # codes offered to one create script
-CODE_ATTEMPTS = 6  # create scripts tried before ROOM_CODE_GENERATION_FAILED
+CODE_CANDIDATES = 3  # codes offered per attempt (one create script each: every code is another slot)
+CODE_ATTEMPTS = 6  # attempts before ROOM_CODE_GENERATION_FAILED
 POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
+CLAIM_GRACE_MS = 86_400_000
+"""How long a room's claim outlives its record (``keys.Layout.claim``): the time the expiry sweep
+has to tell the members of an expired room before the code may be handed out anyway (only if
+every roomd instance was down that long; normally the sweep comes within a second)."""
+
+ROOM_SCRIPTS = (
+    "create",
+    "join",
+    "connect",
+    "disconnect",
+    "remove_member",
+    "set_lock",
+    "transfer_host",
+    "close",
+    "expire",
+    "snapshot",
+    "reap",
+    "extend",
+    "game_send",
+    "state_set",
+    "state_delete",
+    "host_grace",
+)
+"""Scripts on one room: the prelude is prepended, KEYS are :meth:`keys.Layout.room_keys`."""
+
+INDEX_SCRIPTS = ("heartbeat", "instances", "settle", "throttle")
+"""Scripts on one cross-room key (or, throttle, one client's two counters): no prelude."""
 
 _LUA_DIR = Path(__file__).with_name("lua")
+_PUBLISH_LINE = "local PUBLISH_CMD = 'PUBLISH'"
+_GRACE_LINE = "local CLAIM_GRACE_MS = 86400000"
 
 
 def now_ms() -> int:
@@ -85,8 +100,21 @@ def new_user_id() -> str:
 
 
 @cache
-def _lua(name: str) -> str:
-    return (_LUA_DIR / "prelude.lua").read_text() + "\n" + (_LUA_DIR / f"{name}.lua").read_text()
+def script_text(name: str, sharded_pubsub: bool = False) -> str:
+    """The text of a script as loaded into Redis.
+
+    A room script gets the prelude, in which the publish command is chosen now: PUBLISH on
+    one Redis or Sentinel (Redis 6.2 compatible), SPUBLISH (Redis 7) on a Cluster, where
+    sharded pub/sub routes a room's events to the node that owns the room's slot.
+    """
+    body = (_LUA_DIR / f"{name}.lua").read_text()
+    if name not in ROOM_SCRIPTS:
+        return body
+    prelude = (_LUA_DIR / "prelude.lua").read_text()
+    assert _PUBLISH_LINE in prelude and _GRACE_LINE in prelude, "prelude.lua: the substituted lines changed"
+    prelude = prelude.replace(_PUBLISH_LINE, f"local PUBLISH_CMD = '{'SPUBLISH' if sharded_pubsub else 'PUBLISH'}'")
+    prelude = prelude.replace(_GRACE_LINE, f"local CLAIM_GRACE_MS = {CLAIM_GRACE_MS}")
+    return prelude + "\n" + body
 
 
 @dataclass(frozen=True)
@@ -153,7 +181,7 @@ class Replaced(Exception):
 
 
 class RoomStore:
-    """Atomic room operations over one ``redis.asyncio`` client."""
+    """Atomic room operations over one ``redis.asyncio`` client (or a ``RedisCluster``)."""
 
     def __init__(
         self,
@@ -168,8 +196,12 @@ class RoomStore:
         history_size: int = 256,
         state_max_keys: int = 256,
         state_max_bytes: int = 262_144,
+        sharded_pubsub: bool = False,
+        layout: keys.Layout | None = None,
     ) -> None:
         self.client = client
+        self.keys = layout or keys.layout()
+        self.sharded_pubsub = sharded_pubsub
         self.history_size = history_size
         self.state_max_keys = state_max_keys
         self.state_max_bytes = state_max_bytes
@@ -183,33 +215,18 @@ class RoomStore:
         self.code_length = code_length
         self.max_users = max_users
         self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(_lua(name))
-            for name in (
-                "create",
-                "join",
-                "connect",
-                "disconnect",
-                "remove_member",
-                "set_lock",
-                "transfer_host",
-                "close",
-                "expire",
-                "snapshot",
-                "heartbeat",
-                "reap",
-                "extend",
-                "game_send",
-                "state_set",
-                "state_delete",
-                "host_grace",
-            )
+            name: client.register_script(script_text(name, sharded_pubsub)) for name in ROOM_SCRIPTS + INDEX_SCRIPTS
         }
 
     @classmethod
     def from_settings(
         cls, client: aioredis.Redis, settings: Settings, command_timeout: float | None = None
     ) -> RoomStore:
-        """A store with roomd's room rules (TTL, codes, capacity): roomd and roomctl build it alike."""
+        """A store with roomd's room rules (TTL, codes, capacity): roomd and roomctl build it alike.
+
+        Applies REDIS_KEY_PREFIX to the whole process (:func:`keys.configure`), so the bus and
+        every other name built from here on agree with the store's.
+        """
         return cls(
             client,
             ttl_seconds=settings.room_ttl_seconds,
@@ -221,17 +238,76 @@ class RoomStore:
             history_size=settings.room_history_size,
             state_max_keys=settings.room_state_max_keys,
             state_max_bytes=settings.room_state_max_bytes,
+            sharded_pubsub=settings.redis_topology == "cluster",
+            layout=keys.configure(settings.redis_key_prefix),
         )
 
-    async def _run(self, name: str, *args: Any) -> Any:
-        return await guard(self._scripts[name](keys=[], args=list(args)), self.command_timeout)
+    # -- running scripts ------------------------------------------------------
+
+    async def _room_raw(self, name: str, code: str, *args: Any) -> tuple[Any, dict[str, Any]]:
+        """Run a room script on ``code``'s keys: (its value, its hints for the cross-room indexes)."""
+        value, hints = await guard(
+            self._scripts[name](keys=self.keys.room_keys(code), args=[code, *args]), self.command_timeout
+        )
+        return value, (json.loads(hints) if hints else {})
+
+    async def _room(self, name: str, code: str, *args: Any) -> Any:
+        """Run a room script, then apply its hints to the cross-room indexes; its value."""
+        value, hints = await self._room_raw(name, code, *args)
+        if hints:
+            await self._apply(code, hints)
+        return value
+
+    async def _apply(self, code: str, hints: dict[str, Any]) -> None:
+        """Bring the cross-room indexes up to date with what a room script did (idempotent).
+
+        A failure here (Redis lost right after the script) does not fail the operation, which
+        happened: the index is repaired later (a hostless room by the expiry sweep's re-check
+        or the next connect, a stale index entry by the sweeps, a stale socket-index entry by
+        the owning instance's reconciliation or its reaper).
+        """
+        updates: list[Awaitable[Any]] = []
+        if "hostless" in hints:
+            updates.append(self.client.zadd(self.keys.hostless, {code: int(hints["hostless"])}))
+        if "hosted" in hints:
+            updates.append(self._settle(self.keys.hostless, code, "eq", int(hints["hosted"])))
+        if "gone" in hints:
+            updates.append(self._settle(self.keys.index, code, "eq", int(hints["gone"])))
+        for instance, entry in hints.get("unindex", ()):
+            updates.append(self.client.srem(self.keys.instance_sockets(instance), entry))
+        try:
+            await guard(asyncio.gather(*updates), self.command_timeout)
+        except StoreUnavailable as exc:
+            log.warning("room %s: cross-room index update skipped (%s); the sweeps repair it", code, exc)
+
+    def _settle(self, key: str, member: str, mode: str, score: float, new: float | None = None) -> Awaitable[Any]:
+        """Change ``member``'s entry in ``key`` only if its score still is ``score`` (``eq``) or
+        at most ``score`` (``le``): remove it (``new`` None) or set it to ``new``."""
+        args: list[str | int] = [member, mode, int(score), "" if new is None else int(new)]
+        return self._scripts["settle"](keys=[key], args=args)
+
+    async def _instances(self, instance: str = "") -> tuple[list[str], int, bool]:
+        """(live instance ids, ``instance``'s last heartbeat or -1, whether it is stale), by Redis's clock."""
+        live, score, stale = await guard(
+            self._scripts["instances"](keys=[self.keys.instances], args=[self.instance_timeout_ms, instance]),
+            self.command_timeout,
+        )
+        return [_text(i) for i in live], int(score), bool(int(stale))
+
+    async def _live_instances(self) -> str:
+        """The live instances as the scripts take them (JSON list): members of others cannot inherit."""
+        return json.dumps((await self._instances())[0])
 
     # -- membership -------------------------------------------------------
 
     async def create_room(
         self, display_name: str, max_users: int | None = None, options: RoomOptions | None = None
     ) -> Membership:
-        """Create a room with ``display_name`` as host; the code is claimed atomically."""
+        """Create a room with ``display_name`` as host; the code is claimed atomically.
+
+        One script per candidate code (each code is its own slot), then the room enters
+        ``rooms:index`` and ``rooms:expiry``.
+        """
         user_id = new_user_id()
         limit = max_users or self.max_users
         incarnation = secrets.token_hex(8)
@@ -244,26 +320,32 @@ class RoomStore:
             }
         )
         for _ in range(CODE_ATTEMPTS):
-            offered = roomcodes.candidates(self.code_alphabet, self.code_length, CODE_CANDIDATES)
-            if not offered:
-                continue
-            code = await self._run(
-                "create", user_id, display_name, limit, self.ttl_ms, now_ms(), incarnation, rules, *offered
-            )
-            if code:
-                return Membership(_text(code), user_id)
+            for code in roomcodes.candidates(self.code_alphabet, self.code_length, CODE_CANDIDATES):
+                now = now_ms()
+                created = await self._room(
+                    "create", code, user_id, display_name, limit, self.ttl_ms, now, incarnation, rules
+                )
+                if int(created):
+                    await guard(
+                        asyncio.gather(
+                            self.client.zadd(self.keys.index, {code: now}),
+                            self.client.zadd(self.keys.expiry, {code: now + self.ttl_ms}),
+                        ),
+                        self.command_timeout,
+                    )
+                    return Membership(code, user_id)
         raise DomainError(ErrorCode.ROOM_CODE_GENERATION_FAILED)
 
     async def join_room(self, code: str, display_name: str) -> Membership:
         user_id = new_user_id()
-        await self._run("join", code, user_id, display_name, self.ttl_ms, now_ms())
+        await self._room("join", code, user_id, display_name, self.ttl_ms, now_ms())
         return Membership(code, user_id)
 
     async def check_member(self, code: str, user_id: str) -> None:
         """Raise ``ROOM_NOT_FOUND`` / ``MEMBER_NOT_FOUND`` unless the membership is live."""
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.exists(room_key(code))
-            pipe.sismember(users_key(code), user_id)
+            pipe.exists(self.keys.room(code))
+            pipe.hexists(self.keys.users(code), user_id)
             exists, member = await guard(pipe.execute(), self.command_timeout)
         if not exists:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
@@ -283,10 +365,22 @@ class RoomStore:
 
         One script, so nothing can happen between the history read and the
         connection: the missed events, then live events newer than ``seq``, are
-        exactly everything after ``since``.
+        exactly everything after ``since``. The socket enters this instance's socket
+        index *before* the script (and the instance ``roomd:instances``, if it has not
+        heartbeated yet): an instance that dies right after the script is still reaped.
+        An entry whose connect failed is dropped by reconciliation.
         """
+        instance = self.instance_id
+        if instance:
+            await guard(
+                asyncio.gather(
+                    self.client.sadd(self.keys.instance_sockets(instance), keys.socket_entry(code, user_id, socket_id)),
+                    self.client.zadd(self.keys.instances, {instance: now_ms()}, nx=True),
+                ),
+                self.command_timeout,
+            )
         since_arg = "" if since is None else since
-        raw = await self._run("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id, since_arg)
+        raw = await self._room("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), instance, since_arg)
         if _text(raw[0]) == "resumed":
             return Resumed(
                 since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[3:]], incarnation=_text(raw[2])
@@ -299,7 +393,7 @@ class RoomStore:
         Raises ``Replaced`` if another socket has taken over the user meanwhile.
         """
         try:
-            raw = await self._run("snapshot", code, user_id, socket_id)
+            raw = await self._room("snapshot", code, user_id, socket_id)
             return _snapshot(raw[0], raw[1])
         except ResponseError as exc:
             if str(exc).strip() == "REPLACED":
@@ -307,8 +401,17 @@ class RoomStore:
             raise
 
     async def disconnect(self, code: str, user_id: str, socket_id: str) -> bool:
-        """Mark the user disconnected if ``socket_id`` is still their socket; it leaves the socket index anyway."""
-        return bool(await self._run("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms(), self.instance_id))
+        """Mark the user disconnected if ``socket_id`` is still their socket; it leaves the socket index anyway.
+
+        The index entry goes after the script: an instance that dies in between leaves an entry
+        its reaper finds (and skips, the socket being no longer the user's), never a member
+        marked connected that no index names.
+        """
+        marked = bool(await self._room("disconnect", code, user_id, socket_id, self.ttl_ms, now_ms()))
+        if self.instance_id:
+            entry = keys.socket_entry(code, user_id, socket_id)
+            await guard(self.client.srem(self.keys.instance_sockets(self.instance_id), entry), self.command_timeout)
+        return marked
 
     # -- instances ----------------------------------------------------------
 
@@ -319,50 +422,69 @@ class RoomStore:
         shares. Stale entries stay in ``roomd:instances`` until :meth:`reap_instance`
         has disconnected their members.
         """
-        stale = await self._run("heartbeat", self.instance_id, self.instance_timeout_ms, REAP_INSTANCES + 1)
+        stale = await guard(
+            self._scripts["heartbeat"](
+                keys=[self.keys.instances], args=[self.instance_id, self.instance_timeout_ms, REAP_INSTANCES + 1]
+            ),
+            self.command_timeout,
+        )
         return [i for i in map(_text, stale) if i != self.instance_id][:REAP_INSTANCES]
 
     async def reap_instance(self, instance: str, *, retire: bool = False) -> int:
-        """Disconnect the members an instance held, if it is dead; returns how many were marked.
+        """Disconnect the members an instance held, if it is dead; returns how many this call marked.
 
-        Batches of :data:`REAP_BATCH`, each one script that checks again that the
-        instance is stale: several live instances may reap the same dead one at
-        once, and each member still gets exactly one ``user:disconnected``.
-        ``retire`` skips the staleness check: a draining instance retiring itself.
+        Batches of :data:`REAP_BATCH` index entries, the instance's staleness checked again
+        before each. Every entry is one script on its room that marks the member disconnected
+        only if the room still records that socket on that instance; the entry leaves the
+        index after it. Several live instances may reap the same dead one at once: each
+        member still gets exactly one ``user:disconnected`` (the room's script decides).
+        Once the index is empty the instance leaves ``roomd:instances`` (unless it
+        heartbeated meanwhile). ``retire`` skips the staleness check: a draining instance
+        retiring itself.
         """
         marked = 0
+        index = self.keys.instance_sockets(instance)
         while True:
-            count, done = await self._run(
-                "reap", instance, self.instance_timeout_ms, REAP_BATCH, self.ttl_ms, now_ms(), "1" if retire else "0"
-            )
-            marked += int(count)
-            if int(done) != 0:
+            _, score, stale = await self._instances(instance)
+            if not (retire or stale):
                 return marked
+            now = now_ms()
+            last_seen = now if score < 0 else min(now, score)
+            entries: Any = await guard(self.client.srandmember(index, REAP_BATCH), self.command_timeout)
+            if not entries:
+                if score >= 0:
+                    await guard(self._settle(self.keys.instances, instance, "eq", score), self.command_timeout)
+                return marked
+            for raw in entries:
+                parsed = keys.parse_socket_entry(_text(raw))
+                if parsed is not None:
+                    code, user_id, socket_id = parsed
+                    args = (user_id, socket_id, instance, self.ttl_ms, now, last_seen)
+                    marked += int(await self._room("reap", code, *args))
+            await guard(self.client.srem(index, *entries), self.command_timeout)
 
     async def instance_sockets(self, instance: str | None = None) -> list[SocketRef]:
         """The socket index of ``instance`` (default: this store's)."""
         raw = await guard(
-            self.client.smembers(instance_sockets_key(instance or self.instance_id)), self.command_timeout
+            self.client.smembers(self.keys.instance_sockets(instance or self.instance_id)), self.command_timeout
         )
         refs = []
         for entry in raw:
-            code, _, rest = _text(entry).partition("|")
-            user_id, _, socket_id = rest.partition("|")
-            refs.append(SocketRef(code, user_id, socket_id))
+            parsed = keys.parse_socket_entry(_text(entry))
+            if parsed is not None:
+                refs.append(SocketRef(*parsed))
         return refs
 
     # -- host and admin actions (actor None = administrator) --------------
 
     async def leave(self, code: str, user_id: str) -> RemovalResult:
-        raw = await self._run(
-            "remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms(), self.instance_timeout_ms
-        )
+        live = await self._live_instances()
+        raw = await self._room("remove_member", code, user_id, "", "leave", self.ttl_ms, now_ms(), live)
         return _removal(raw)
 
     async def kick(self, code: str, actor_id: str | None, target_id: str) -> RemovalResult:
-        raw = await self._run(
-            "remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms(), self.instance_timeout_ms
-        )
+        live = await self._live_instances()
+        raw = await self._room("remove_member", code, target_id, actor_id or "", "kick", self.ttl_ms, now_ms(), live)
         return _removal(raw)
 
     # Every mutation returns (or carries) the room's seq after its effect: the
@@ -376,23 +498,23 @@ class RoomStore:
         """:meth:`set_lock`, with the room's seq after it."""
         if wanted not in ("toggle", "lock", "unlock"):
             raise ValueError(wanted)
-        locked, seq = await self._run("set_lock", code, actor_id or "", wanted, self.ttl_ms, now_ms())
+        locked, seq = await self._room("set_lock", code, actor_id or "", wanted, self.ttl_ms, now_ms())
         return bool(locked), int(seq)
 
     async def transfer_host(self, code: str, actor_id: str | None, new_host_id: str) -> int:
         """Make ``new_host_id`` the host; returns the seq of ``room:host_updated``."""
-        return int(await self._run("transfer_host", code, actor_id or "", new_host_id, self.ttl_ms, now_ms()))
+        return int(await self._room("transfer_host", code, actor_id or "", new_host_id, self.ttl_ms, now_ms()))
 
     async def close_room(self, code: str, actor_id: str | None) -> int:
         """Close the room for everyone; returns the seq of ``room:closed``."""
         reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
-        return int(await self._run("close", code, actor_id or "", reason.value))
+        return int(await self._room("close", code, actor_id or "", reason.value, ""))
 
     # -- the game channel (actor None = administrator) ----------------------
 
     async def send_game_message(self, code: str, sender_id: str, to: str | list[str], kind: str, data_json: str) -> int:
         """Relay ``game:message`` to ``to`` ("host", "all", "others" or member ids); ``data_json`` verbatim."""
-        raw = await self._run("game_send", code, sender_id, json.dumps(to), kind, data_json, self.ttl_ms, now_ms())
+        raw = await self._room("game_send", code, sender_id, json.dumps(to), kind, data_json, self.ttl_ms, now_ms())
         return int(raw)
 
     async def set_state(
@@ -407,7 +529,7 @@ class RoomStore:
         if_version: int | None = None,
     ) -> int:
         """Create or change a state entry (``value_json`` verbatim); returns its new version (= seq)."""
-        raw = await self._run(
+        raw = await self._room(
             "state_set",
             code,
             actor_id or "",
@@ -426,13 +548,13 @@ class RoomStore:
     async def delete_state(self, code: str, actor_id: str | None, key: str, *, if_version: int | None = None) -> int:
         """Delete a state entry (host or administrator); returns the room's seq after it."""
         version = "" if if_version is None else int(if_version)
-        return int(await self._run("state_delete", code, actor_id or "", key, version, self.ttl_ms, now_ms()))
+        return int(await self._room("state_delete", code, actor_id or "", key, version, self.ttl_ms, now_ms()))
 
     async def get_state(self, code: str) -> dict[str, dict[str, Any]]:
         """Every entry of a room, as an administrator sees it: key -> {value, version, visibleTo, writableBy, size}."""
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(state_key(code))
-            pipe.hgetall(values_key(code))
+            pipe.hgetall(self.keys.state(code))
+            pipe.hgetall(self.keys.values(code))
             entries, values = await guard(pipe.execute(), self.command_timeout)
         found = {}
         for raw_key, raw_entry in entries.items():
@@ -457,51 +579,48 @@ class RoomStore:
         Run by every instance (like the expiry sweep): the timer lives in Redis,
         so it survives the process that held the host's socket (whose members the
         reaper marks disconnected). Each room is one script that re-checks, so
-        concurrent sweeps change a room once. Returns the codes this caller changed.
+        concurrent sweeps change a room once; the entry is then re-armed with the host's
+        real absence or dropped, only if it still has the score read here (a host who
+        left again meanwhile keeps their entry). Returns the codes this caller changed.
         """
         now = now_ms()
-        due = await guard(
-            self.client.zrangebyscore(HOSTLESS_KEY, "-inf", now - grace_ms, start=0, num=limit), self.command_timeout
+        due: Any = await guard(
+            self.client.zrangebyscore(self.keys.hostless, "-inf", now - grace_ms, start=0, num=limit, withscores=True),
+            self.command_timeout,
         )
+        if not due:
+            return []
+        live = await self._live_instances()
         changed = []
-        for raw in due:
-            code = _text(raw) if isinstance(raw, bytes | str) else str(raw)  # members only, never (member, score)
-            if await self._run("host_grace", code, grace_ms, self.ttl_ms, now, self.instance_timeout_ms):
+        for raw, score in due:
+            code = _text(raw)
+            value, hints = await self._room_raw("host_grace", code, grace_ms, self.ttl_ms, now, live)
+            if int(value):
                 changed.append(code)
+            pending = hints.pop("hostless", None)
+            if pending is None:
+                await guard(self._settle(self.keys.hostless, code, "eq", score), self.command_timeout)
+            elif int(pending) != int(score):
+                await guard(self._settle(self.keys.hostless, code, "eq", score, pending), self.command_timeout)
+            if hints:
+                await self._apply(code, hints)
         return changed
 
     async def close_if_idle(self, code: str, idle_since_ms: int) -> bool:
         """Admin-close ``code`` if nobody is connected and it has not changed since ``idle_since_ms``.
 
-        For ``roomctl rooms close --idle-for``. The check and the close are one
-        transaction: WATCH on the room record, which every join, leave, connect,
-        disconnect and host action rewrites, then the close script (same arguments
-        as :meth:`close_room` with no actor) in MULTI/EXEC. A room that came back to
-        life in between, or is gone, is left alone: returns False.
+        For ``roomctl rooms close --idle-for``. The check and the close are one script
+        (every join, leave, connect, disconnect and host action rewrites ``updatedAt``), so
+        a room that comes back to life concurrently is either closed before or left alone.
+        A room that is gone, or not idle: returns False.
         """
-        async with self.client.pipeline(transaction=True) as pipe:
-            try:
-                await guard(pipe.watch(room_key(code)), self.command_timeout)
-                raw = await guard(pipe.get(room_key(code)), self.command_timeout)
-                if raw is None:
-                    return False
-                room = json.loads(raw)
-                if int(room.get("updatedAt", room["createdAt"])) > idle_since_ms:
-                    return False
-                ids = [user_key(_text(i)) for i in await guard(pipe.smembers(users_key(code)), self.command_timeout)]
-                users = await guard(pipe.mget(ids), self.command_timeout) if ids else []
-                if any(json.loads(u).get("isConnected") for u in users if u is not None):
-                    return False
-                pipe.multi()
-                await self._scripts["close"](keys=[], args=[code, "", ClosedReason.ADMIN_CLOSED.value], client=pipe)
-                (done,) = await guard(pipe.execute(raise_on_error=False), self.command_timeout)
-            except WatchError:
+        try:
+            seq = await self._room("close", code, "", ClosedReason.ADMIN_CLOSED.value, int(idle_since_ms))
+        except DomainError as exc:
+            if exc.code is ErrorCode.ROOM_NOT_FOUND:  # expired meanwhile
                 return False
-        if isinstance(done, ResponseError):  # ROOM_NOT_FOUND: expired meanwhile
-            if str(done).strip() == ErrorCode.ROOM_NOT_FOUND.value:
-                return False
-            raise done
-        return True
+            raise
+        return int(seq) > 0
 
     async def extend(self, code: str) -> int:
         """Re-arm the room's TTL (its own ``ttlMs`` if the record has one, else the configured one).
@@ -509,27 +628,57 @@ class RoomStore:
         An administrator's "keep this room"; no event, ``updatedAt`` unchanged. Returns the
         new ``expiresAt`` (ms); ``ROOM_NOT_FOUND`` if the room is gone.
         """
-        return int(await self._run("extend", code, self.ttl_ms, now_ms()))
+        expires = int(await self._room("extend", code, self.ttl_ms, now_ms()))
+        await guard(self.client.zadd(self.keys.expiry, {code: expires}), self.command_timeout)
+        return expires
 
     # -- expiry -----------------------------------------------------------
 
     async def expire_due_rooms(self, limit: int = 100) -> list[str]:
-        """Close rooms Redis has expired; returns the codes this caller closed."""
+        """Tell the members of rooms Redis has expired; returns the codes this caller closed.
+
+        Each due ``rooms:expiry`` entry is re-checked by one script on its room: a live room
+        has its entry re-armed to its real deadline, an expired one is announced (once,
+        whichever instances sweep) and leaves the indexes, a stale entry is dropped. Every
+        index change is made only if the entry still has the score read here, so a room that
+        took the code meanwhile keeps its entries.
+        """
         now = now_ms()
-        due = await guard(self.client.zrangebyscore(EXPIRY_KEY, "-inf", now, start=0, num=limit), self.command_timeout)
+        due: Any = await guard(
+            self.client.zrangebyscore(self.keys.expiry, "-inf", now, start=0, num=limit, withscores=True),
+            self.command_timeout,
+        )
         closed = []
-        for raw in due:
-            code = _text(raw) if isinstance(raw, bytes | str) else str(raw)  # members only, never (member, score)
-            if await self._run("expire", code, now):
+        for raw, score in due:
+            code = _text(raw)
+            (status, number), hints = await self._room_raw("expire", code, now)
+            status, number = _text(status), int(number)
+            if hints:
+                await self._apply(code, hints)
+            settle: list[Awaitable[Any]]
+            if status == "alive":
+                deadline = now + (number if number > 0 else self.ttl_ms)
+                settle = [self._settle(self.keys.expiry, code, "eq", score, deadline)]
+            elif status == "expired":
                 closed.append(code)
+                settle = [
+                    self._settle(self.keys.expiry, code, "eq", score),
+                    self._settle(self.keys.index, code, "eq", number),
+                ]
+            else:  # gone: its rooms:index entry, if any, was created at least a TTL before score
+                settle = [
+                    self._settle(self.keys.expiry, code, "eq", score),
+                    self._settle(self.keys.index, code, "le", score - self.ttl_ms),
+                ]
+            await guard(asyncio.gather(*settle), self.command_timeout)
         return closed
 
     # -- reads ------------------------------------------------------------
 
     async def get_room(self, code: str) -> dict[str, Any]:
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(room_key(code))
-            pipe.scard(users_key(code))
+            pipe.get(self.keys.room(code))
+            pipe.hlen(self.keys.users(code))
             raw, count = await guard(pipe.execute(), self.command_timeout)
         if raw is None:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
@@ -537,15 +686,13 @@ class RoomStore:
 
     async def get_members(self, code: str) -> list[dict[str, Any]]:
         """Members as stored (including internals), oldest first. Empty if the room is gone."""
-        ids = await guard(self.client.smembers(users_key(code)), self.command_timeout)
-        if not ids:
-            return []
-        raws = await guard(self.client.mget([user_key(_text(i)) for i in ids]), self.command_timeout)
-        users = [json.loads(r) for r in raws if r is not None]
+        raw = await guard(self.client.hgetall(self.keys.users(code)), self.command_timeout)
+        users = [json.loads(r) for r in raw.values()]
         return sorted(users, key=lambda u: u.get("joinSeq", 0))
 
-    async def get_user(self, user_id: str) -> dict[str, Any] | None:
-        raw = await guard(self.client.get(user_key(user_id)), self.command_timeout)
+    async def get_user(self, code: str, user_id: str) -> dict[str, Any] | None:
+        """The member record of ``user_id`` in room ``code`` (a member is only found through its room)."""
+        raw = await guard(self.client.hget(self.keys.users(code), user_id), self.command_timeout)
         return None if raw is None else json.loads(raw)
 
     async def ping(self) -> bool:

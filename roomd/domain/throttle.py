@@ -2,19 +2,19 @@
 
 One script serves several budgets: HTTP requests per client address (the
 default limit), and WebSocket upgrades per address and per user (the caller
-passes another key and limit). Keys are ``throttle:<key>:<window>``.
+passes another key and limit). Keys are ``throttle:{<key>}:<window>``
+(:meth:`roomd.domain.keys.Layout.throttle`): the client is the hash tag, so the two
+windows one request reads are in one slot, and the script receives both as KEYS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from roomd.domain.store import guard, now_ms
-
-_SCRIPT = (Path(__file__).with_name("lua") / "throttle.lua").read_text()
+from roomd.domain import keys
+from roomd.domain.store import guard, now_ms, script_text
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,18 @@ class Throttle:
     """At most ``limit`` requests per client per sliding ``window_ms``."""
 
     def __init__(
-        self, client: aioredis.Redis, limit: int, window_ms: int, command_timeout: float | None = None
+        self,
+        client: aioredis.Redis,
+        limit: int,
+        window_ms: int,
+        command_timeout: float | None = None,
+        layout: keys.Layout | None = None,
     ) -> None:
         self.limit = limit
         self.command_timeout = command_timeout
         self.window_ms = window_ms
-        self._script = client.register_script(_SCRIPT)
+        self.keys = layout or keys.layout()
+        self._script = client.register_script(script_text("throttle"))
 
     async def hit(self, client_id: str, limit: int | None = None) -> Verdict:
         """Count one request of ``client_id`` if it is within ``limit`` (default: the HTTP limit).
@@ -41,7 +47,8 @@ class Throttle:
         not push its own ``retry_after`` further away.
         """
         budget = self.limit if limit is None else limit
-        allowed, retry = await guard(
-            self._script(keys=[], args=[client_id, budget, self.window_ms, now_ms()]), self.command_timeout
-        )
+        now = now_ms()
+        window = now // self.window_ms
+        names = [self.keys.throttle(client_id, window), self.keys.throttle(client_id, window - 1)]
+        allowed, retry = await guard(self._script(keys=names, args=[budget, self.window_ms, now]), self.command_timeout)
         return Verdict(bool(int(allowed)), int(retry))

@@ -11,17 +11,8 @@ import redis.asyncio as aioredis
 
 from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError
-from roomd.domain.store import (
-    HOSTLESS_KEY,
-    Resumed,
-    RoomOptions,
-    RoomStore,
-    Snapshot,
-    channel,
-    history_key,
-    state_key,
-    values_key,
-)
+from roomd.domain.keys import channel, history_key, hostless_key, room_key, state_key, values_key
+from roomd.domain.store import Resumed, RoomOptions, RoomStore, Snapshot
 from roomd.protocol import ErrorCode
 
 
@@ -124,7 +115,7 @@ async def test_failed_writes_change_nothing(redis_client) -> None:
 
 async def everything(client: aioredis.Redis, code: str) -> list[Any]:
     return [
-        await client.get(f"room:{code}"),
+        await client.get(room_key(code)),
         await client.hgetall(state_key(code)),
         await client.hgetall(values_key(code)),
         await client.lrange(history_key(code), 0, -1),
@@ -137,7 +128,7 @@ async def test_history_is_contiguous_bounded_and_lives_with_the_room(redis_clien
     for n in range(8):
         await store.send_game_message(code, host, "all", "t", str(n))
     kept = [BusMessage.decode(m) for m in await redis_client.lrange(history_key(code), 0, -1)]
-    room = json.loads(await redis_client.get(f"room:{code}"))
+    room = json.loads(await redis_client.get(room_key(code)))
     assert [m.seq for m in kept] == list(range(room["seq"] - 4, room["seq"] + 1))
     await store.set_state(code, host, "k", "1")
     for key in (history_key(code), state_key(code), values_key(code)):
@@ -162,13 +153,13 @@ async def test_host_grace_hands_over_once_to_the_longest_standing_connected_memb
     await store.disconnect(plain, plain_host, "s0")  # hostMigration "leave": never swept
     await store.disconnect(code, p1, "s1")  # the oldest player is offline: p2 is the heir
     await store.disconnect(code, host, "s0")
-    assert await redis_client.zscore(HOSTLESS_KEY, code) is not None
-    assert await redis_client.zscore(HOSTLESS_KEY, plain) is None
+    assert await redis_client.zscore(hostless_key(), code) is not None
+    assert await redis_client.zscore(hostless_key(), plain) is None
     assert await store.migrate_absent_hosts(60_000) == []  # not yet due
     changes = await asyncio.gather(store.migrate_absent_hosts(0), other.migrate_absent_hosts(0))
     assert changes[0] + changes[1] == [code]
     assert (await store.get_room(code))["hostId"] == p2
-    assert await redis_client.zscore(HOSTLESS_KEY, code) is None
+    assert await redis_client.zscore(hostless_key(), code) is None
 
 
 async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_returns(redis_client) -> None:
@@ -177,7 +168,7 @@ async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_ret
     await store.disconnect(code, p1, "s1")
     await store.disconnect(code, host, "s0")
     assert await store.migrate_absent_hosts(0) == []  # nobody connected: nothing changes...
-    assert await redis_client.zscore(HOSTLESS_KEY, code) is None  # ...and the room leaves the sweep
+    assert await redis_client.zscore(hostless_key(), code) is None  # ...and the room leaves the sweep
     await store.connect(code, p1, "s2")  # ...until someone connects
     assert await store.migrate_absent_hosts(0) == [code]
     assert (await store.get_room(code))["hostId"] == p1
@@ -185,7 +176,7 @@ async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_ret
     await store.disconnect(code, p1, "s2")
     await store.connect(code, host, "s3")
     await store.connect(code, p1, "s4")
-    assert await redis_client.zscore(HOSTLESS_KEY, code) is None
+    assert await redis_client.zscore(hostless_key(), code) is None
     assert await store.migrate_absent_hosts(0) == []
 
 

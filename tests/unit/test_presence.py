@@ -15,7 +15,13 @@ import redis.asyncio as aioredis
 
 from roomd import config
 from roomd.domain import store as store_module
-from roomd.domain.store import INSTANCES_KEY, RoomStore, SocketRef, channel, instance_sockets_key
+from roomd.domain.bus_message import BusMessage
+from roomd.domain.keys import Layout
+from roomd.domain.store import RoomStore, SocketRef
+
+L = Layout()  # the layout the tests' stores use (no prefix)
+INSTANCES_KEY = L.instances
+channel, instance_sockets_key = L.channel, L.instance_sockets
 
 
 def store_on(client: aioredis.Redis, instance: str, **kwargs: int) -> RoomStore:
@@ -25,8 +31,8 @@ def store_on(client: aioredis.Redis, instance: str, **kwargs: int) -> RoomStore:
     return s
 
 
-async def user(client: aioredis.Redis, user_id: str) -> dict:
-    return json.loads(await client.get(f"user:{user_id}"))
+async def user(client: aioredis.Redis, code: str, user_id: str) -> dict:
+    return json.loads(await client.hget(L.users(code), user_id))
 
 
 async def kill(client: aioredis.Redis, instance: str) -> None:
@@ -41,8 +47,8 @@ async def collect(pubsub: aioredis.client.PubSub, count: int) -> list[tuple[str,
         message = await pubsub.get_message(timeout=5)
         assert message is not None, f"only {len(seen)} of {count} messages"
         if message["type"] == "message":
-            meta, _, frame = message["data"].partition(b"\n")
-            seen.append((message["channel"].decode(), json.loads(meta), json.loads(frame)))
+            msg = BusMessage.decode(message["data"])
+            seen.append((message["channel"].decode(), msg.meta(), msg.frame()))
     return seen
 
 
@@ -50,7 +56,7 @@ async def test_connect_records_the_instance_and_indexes_the_socket(redis_client:
     a, b = store_on(redis_client, "a:1:1:x"), store_on(redis_client, "b:2:2:y")
     host = await a.create_room("Host")
     await a.connect(host.room_code, host.user_id, "s1")
-    record = await user(redis_client, host.user_id)
+    record = await user(redis_client, host.room_code, host.user_id)
     assert record["instance"] == "a:1:1:x" and record["socketId"] == "s1"
     assert await a.instance_sockets() == [SocketRef(host.room_code, host.user_id, "s1")]
     assert await redis_client.zscore(INSTANCES_KEY, "a:1:1:x") is not None  # connect counts as a heartbeat
@@ -62,7 +68,7 @@ async def test_connect_records_the_instance_and_indexes_the_socket(redis_client:
     assert await a.disconnect(host.room_code, host.user_id, "s1") is False
     assert await b.disconnect(host.room_code, host.user_id, "s2") is True
     assert await b.instance_sockets() == []
-    record = await user(redis_client, host.user_id)
+    record = await user(redis_client, host.room_code, host.user_id)
     assert record["isConnected"] is False and record["socketId"] == "" and record["instance"] == ""
 
 
@@ -87,7 +93,7 @@ async def test_a_dead_instances_members_are_disconnected_like_a_closed_socket(re
     await live.connect(host.room_code, host.user_id, "s1")
     await dead.connect(host.room_code, ghost.user_id, "s2")
     assert await live.reap_instance("dead:2:2:y") == 0  # alive: nothing happens
-    assert (await user(redis_client, ghost.user_id))["isConnected"] is True
+    assert (await user(redis_client, host.room_code, ghost.user_id))["isConnected"] is True
 
     await kill(redis_client, "dead:2:2:y")
     assert await live.heartbeat() == ["dead:2:2:y"]  # the heartbeat names stale instances, never itself
@@ -102,9 +108,10 @@ async def test_a_dead_instances_members_are_disconnected_like_a_closed_socket(re
         "data": {"user": {"id": ghost.user_id, "displayName": "Ghost", "isConnected": False, "isHost": False}},
         "seq": meta["seq"],
     }
-    assert meta["seq"] == json.loads(await redis_client.get(f"room:{host.room_code}"))["seq"]
-    assert (await user(redis_client, ghost.user_id))["isConnected"] is False
-    assert (await user(redis_client, host.user_id))["isConnected"] is True  # the live instance's member stays
+    assert meta["seq"] == json.loads(await redis_client.get(L.room(host.room_code)))["seq"]
+    assert (await user(redis_client, host.room_code, ghost.user_id))["isConnected"] is False
+    # The live instance's member stays.
+    assert (await user(redis_client, host.room_code, host.user_id))["isConnected"] is True
     # The dead instance is gone: its index and its heartbeat entry.
     assert not await redis_client.exists(instance_sockets_key("dead:2:2:y"))
     assert await redis_client.zscore(INSTANCES_KEY, "dead:2:2:y") is None
@@ -120,7 +127,7 @@ async def test_reaping_skips_members_who_reconnected_elsewhere(redis_client: aio
     await redis_client.sadd(instance_sockets_key("dead:2:2:y"), f"{host.room_code}|{host.user_id}|old")
     await kill(redis_client, "dead:2:2:y")
     assert await live.reap_instance("dead:2:2:y") == 0
-    record = await user(redis_client, host.user_id)
+    record = await user(redis_client, host.room_code, host.user_id)
     assert record["isConnected"] is True and record["socketId"] == "new"
 
 
@@ -148,8 +155,8 @@ async def test_concurrent_reapers_disconnect_each_member_exactly_once(
     await pubsub.aclose()
     assert Counter(frame["event"] for _, _, frame in seen) == {"user:disconnected": 30}
     assert Counter(frame["data"]["user"]["id"] for _, _, frame in seen) == Counter({uid: 1 for _, uid in members})
-    for _, uid in members:
-        assert (await user(redis_client, uid))["isConnected"] is False
+    for code, uid in members:
+        assert (await user(redis_client, code, uid))["isConnected"] is False
     assert await redis_client.zscore(INSTANCES_KEY, "dead:9:9:z") is None
     # Each room's events keep consecutive sequence numbers: no update of a room was lost between reapers.
     for code in {c for c, _ in members}:
@@ -164,7 +171,7 @@ async def test_a_draining_instance_retires_its_own_index(redis_client: aioredis.
     await a.heartbeat()
     assert await a.reap_instance("a:1:1:x") == 0  # fresh: not dead
     assert await a.reap_instance("a:1:1:x", retire=True) == 1
-    assert (await user(redis_client, host.user_id))["isConnected"] is False
+    assert (await user(redis_client, host.room_code, host.user_id))["isConnected"] is False
     assert await redis_client.zscore(INSTANCES_KEY, "a:1:1:x") is None
 
 

@@ -8,27 +8,38 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
+from roomd.domain import keys
 from roomd.domain.errors import DomainError
-from roomd.domain.store import EXPIRY_KEY, INDEX_KEY, RoomStore, channel, new_user_id, now_ms
+from roomd.domain.store import CLAIM_GRACE_MS, RoomStore, new_user_id
 from roomd.protocol import ErrorCode
 
+L = keys.Layout()  # the layout the tests' stores use (no prefix)
 
-async def keys_of(client: aioredis.Redis, code: str, user_ids: list[str]) -> list[str]:
-    names = [f"room:{code}", f"room:{code}:users", *(f"user:{u}" for u in user_ids)]
-    return [n for n in names if await client.exists(n)]
+
+async def keys_of(client: aioredis.Redis, code: str) -> list[str]:
+    """The keys of room ``code`` that exist (members live in the room's users hash)."""
+    return [n for n in L.room_keys(code)[:6] if await client.exists(n)]
+
+
+async def member(client: aioredis.Redis, code: str, user_id: str) -> dict | None:
+    raw = await client.hget(L.users(code), user_id)
+    return None if raw is None else json.loads(raw)
 
 
 async def test_create_makes_host_member_with_ttl(store: RoomStore, redis_client: aioredis.Redis) -> None:
     m = await store.create_room("Ana", 5)
-    room = json.loads(await redis_client.get(f"room:{m.room_code}"))
+    room = json.loads(await redis_client.get(L.room(m.room_code)))
     assert room["hostId"] == m.user_id and room["maxUsers"] == 5 and room["isLocked"] is False
-    assert await redis_client.smembers(f"room:{m.room_code}:users") == {m.user_id.encode()}
-    user = json.loads(await redis_client.get(f"user:{m.user_id}"))
+    assert await redis_client.hkeys(L.users(m.room_code)) == [m.user_id.encode()]
+    user = await member(redis_client, m.room_code, m.user_id)
     assert user["displayName"] == "Ana" and user["roomCode"] == m.room_code and user["isConnected"] is False
-    for key in (f"room:{m.room_code}", f"room:{m.room_code}:users", f"user:{m.user_id}"):
+    for key in (L.room(m.room_code), L.users(m.room_code)):
         assert 0 < await redis_client.ttl(key) <= 600
-    assert await redis_client.zscore(INDEX_KEY, m.room_code) is not None
-    assert await redis_client.zscore(EXPIRY_KEY, m.room_code) is not None
+    claim = json.loads(await redis_client.get(L.claim(m.room_code)))
+    assert claim == {"incarnation": room["incarnation"], "createdAt": room["createdAt"]}
+    assert 600_000 < await redis_client.pttl(L.claim(m.room_code)) <= 600_000 + CLAIM_GRACE_MS  # outlives the room
+    assert await redis_client.zscore(L.index, m.room_code) == room["createdAt"]
+    assert await redis_client.zscore(L.expiry, m.room_code) == room["expiresAt"]
 
 
 async def test_codes_use_the_alphabet_and_length(redis_client: aioredis.Redis) -> None:
@@ -54,7 +65,7 @@ async def test_concurrent_creates_never_share_a_code(redis_client: aioredis.Redi
     for failure in (r for r in results if isinstance(r, BaseException)):  # ...and say so
         assert isinstance(failure, DomainError) and failure.code is ErrorCode.ROOM_CODE_GENERATION_FAILED
     for code in codes:
-        assert await redis_client.scard(f"room:{code}:users") == 1
+        assert await redis_client.hlen(L.users(code)) == 1
 
 
 async def test_thirty_concurrent_joins_fill_exactly_to_capacity(store: RoomStore, redis_client: aioredis.Redis) -> None:
@@ -66,7 +77,7 @@ async def test_thirty_concurrent_joins_fill_exactly_to_capacity(store: RoomStore
     failed = [r for r in results if isinstance(r, BaseException)]
     assert len(ok) == 9
     assert all(isinstance(f, DomainError) and f.code is ErrorCode.ROOM_FULL for f in failed)
-    assert await redis_client.scard(f"room:{host.room_code}:users") == 10
+    assert await redis_client.hlen(L.users(host.room_code)) == 10
 
 
 async def test_join_refused_when_locked_or_missing(store: RoomStore) -> None:
@@ -102,8 +113,8 @@ async def test_last_member_leaving_deletes_the_room(store: RoomStore, redis_clie
     host = await store.create_room("Solo")
     result = await store.leave(host.room_code, host.user_id)
     assert result.room_deleted
-    assert await keys_of(redis_client, host.room_code, [host.user_id]) == []
-    assert await redis_client.zscore(INDEX_KEY, host.room_code) is None
+    assert await keys_of(redis_client, host.room_code) == []
+    assert await redis_client.zscore(L.index, host.room_code) is None
 
 
 async def test_close_deletes_every_key(store: RoomStore, redis_client: aioredis.Redis) -> None:
@@ -113,7 +124,8 @@ async def test_close_deletes_every_key(store: RoomStore, redis_client: aioredis.
         await store.close_room(host.room_code, player.user_id)
     assert info.value.code is ErrorCode.NOT_HOST
     await store.close_room(host.room_code, host.user_id)
-    assert await keys_of(redis_client, host.room_code, [host.user_id, player.user_id]) == []
+    assert await keys_of(redis_client, host.room_code) == []
+    assert await redis_client.zscore(L.index, host.room_code) is None
     with pytest.raises(DomainError) as info:
         await store.check_member(host.room_code, host.user_id)
     assert info.value.code is ErrorCode.ROOM_NOT_FOUND
@@ -165,7 +177,7 @@ async def test_transfer_host_rules(store: RoomStore) -> None:
 async def test_failed_operations_change_nothing(store: RoomStore, redis_client: aioredis.Redis) -> None:
     host = await store.create_room("Host")
     player = await store.join_room(host.room_code, "P")
-    before = await redis_client.get(f"room:{host.room_code}")
+    before = await redis_client.get(L.room(host.room_code))
     for attempt in (
         store.set_lock(host.room_code, player.user_id),
         store.kick(host.room_code, player.user_id, host.user_id),
@@ -174,7 +186,7 @@ async def test_failed_operations_change_nothing(store: RoomStore, redis_client: 
     ):
         with pytest.raises(DomainError):
             await attempt
-    assert await redis_client.get(f"room:{host.room_code}") == before
+    assert await redis_client.get(L.room(host.room_code)) == before
 
 
 async def test_concurrent_toggles_are_never_lost(store: RoomStore) -> None:
@@ -201,15 +213,15 @@ async def test_connect_snapshot_and_replacement(store: RoomStore, redis_client: 
     # A newer socket replaces the first; the old socket's disconnect must not flip presence.
     await store.connect(host.room_code, host.user_id, "sock-2")
     assert await store.disconnect(host.room_code, host.user_id, "sock-1") is False
-    assert (await store.get_user(host.user_id))["isConnected"] is True
+    assert (await store.get_user(host.room_code, host.user_id))["isConnected"] is True
     assert await store.disconnect(host.room_code, host.user_id, "sock-2") is True
-    assert (await store.get_user(host.user_id))["isConnected"] is False
+    assert (await store.get_user(host.room_code, host.user_id))["isConnected"] is False
 
 
 async def test_every_mutation_publishes_in_order(store: RoomStore, redis_client: aioredis.Redis) -> None:
     host = await store.create_room("Host")
     pubsub = redis_client.pubsub()
-    await pubsub.subscribe(channel(host.room_code))
+    await pubsub.subscribe(L.channel(host.room_code))
     await pubsub.get_message(timeout=1)  # subscribe confirmation
     player = await store.join_room(host.room_code, "P")
     await store.connect(host.room_code, player.user_id, "s")
@@ -242,13 +254,18 @@ async def test_expiry_sweep_closes_expired_rooms_once(redis_client: aioredis.Red
     other = RoomStore(redis_client, ttl_seconds=600)  # a second instance sweeping too
     host = await store.create_room("Host")
     alive = await store.create_room("Alive")
-    await redis_client.delete(f"room:{host.room_code}")  # as if Redis expired it
-    await redis_client.zadd(EXPIRY_KEY, {host.room_code: 0, alive.room_code: 0})
+    await redis_client.delete(L.room(host.room_code))  # as if Redis expired it
+    await redis_client.zadd(L.expiry, {host.room_code: 0, alive.room_code: 0})
     closed = await asyncio.gather(store.expire_due_rooms(), other.expire_due_rooms())
     assert sorted(closed[0] + closed[1]) == [host.room_code]
     # The live room was re-armed with its real deadline, not closed.
-    assert await redis_client.zscore(EXPIRY_KEY, alive.room_code) > 0
+    deadline = json.loads(await redis_client.get(L.room(alive.room_code)))["expiresAt"]
+    assert deadline - 1_000 <= await redis_client.zscore(L.expiry, alive.room_code) <= deadline + 1_000
     await store.check_member(alive.room_code, alive.user_id)
+    # The expired room left every index and its claim is gone: the code is free.
+    for index in (L.expiry, L.index):
+        assert await redis_client.zscore(index, host.room_code) is None
+    assert await keys_of(redis_client, host.room_code) == []
 
 
 async def test_a_thousand_concurrent_operations_queue_for_connections(redis_client: aioredis.Redis) -> None:
@@ -284,25 +301,29 @@ async def test_a_store_with_other_rules_keeps_the_rooms_ttl(redis_client: aiored
         roomctl_store.kick(code, None, host.user_id),
     ):
         await action
-        for key in (f"room:{code}", f"room:{code}:users", f"user:{player.user_id}"):
+        for key in (L.room(code), L.users(code)):
             assert await redis_client.pttl(key) > 590_000, key
-        assert await redis_client.zscore(EXPIRY_KEY, code) > now_ms() + 590_000
+        assert await redis_client.pttl(L.claim(code)) > 590_000 + CLAIM_GRACE_MS
+        # The sweep's schedule never lies past the room's real deadline (it may be earlier: a re-check).
+        deadline = json.loads(await redis_client.get(L.room(code)))["expiresAt"]
+        assert await redis_client.zscore(L.expiry, code) <= deadline
     late = await roomctl_store.join_room(code, "Late")
-    assert await redis_client.pttl(f"user:{late.user_id}") > 590_000
-    assert json.loads(await redis_client.get(f"room:{code}"))["ttlMs"] == 600_000  # the room's rule, in the room
+    assert await member(redis_client, code, late.user_id) is not None
+    assert await redis_client.pttl(L.users(code)) > 590_000
+    assert json.loads(await redis_client.get(L.room(code)))["ttlMs"] == 600_000  # the room's rule, in the room
 
 
 async def test_a_code_overdue_for_expiry_is_not_reused_before_the_sweep(redis_client: aioredis.Redis) -> None:
     store = RoomStore(redis_client, ttl_seconds=600, code_alphabet="Q", code_length=1)
     old = await store.create_room("Old")
-    first = json.loads(await redis_client.get("room:Q")).get("incarnation")
-    await redis_client.delete("room:Q")  # as if Redis expired it, before the sweep
-    await redis_client.zadd(EXPIRY_KEY, {"Q": 0})
+    first = json.loads(await redis_client.get(L.room("Q"))).get("incarnation")
+    await redis_client.delete(L.room("Q"))  # as if Redis expired it, before the sweep
+    await redis_client.zadd(L.expiry, {"Q": 0})
     with pytest.raises(DomainError) as info:
         await store.create_room("New")
     assert info.value.code is ErrorCode.ROOM_CODE_GENERATION_FAILED
     pubsub = redis_client.pubsub()
-    await pubsub.subscribe(channel("Q"))
+    await pubsub.subscribe(L.channel("Q"))
     await pubsub.get_message(timeout=1)
     assert await store.expire_due_rooms() == ["Q"]
     message = None
@@ -313,10 +334,10 @@ async def test_a_code_overdue_for_expiry_is_not_reused_before_the_sweep(redis_cl
     meta, _, frame = message["data"].partition(b"\n")
     assert json.loads(frame) == {"event": "room:closed", "data": {"reason": "EXPIRED"}}
     assert json.loads(meta) == {"close": {"code": 4410}, "inc": first}  # for the old room's sockets only
-    assert await redis_client.get(f"user:{old.user_id}") is None
+    assert await member(redis_client, "Q", old.user_id) is None
     new = await store.create_room("New")
     assert new.room_code == "Q"
-    assert json.loads(await redis_client.get("room:Q"))["incarnation"] not in ("", first)
+    assert json.loads(await redis_client.get(L.room("Q")))["incarnation"] not in ("", first)
 
 
 async def test_every_event_carries_the_rooms_incarnation(store: RoomStore, redis_client: aioredis.Redis) -> None:
@@ -324,7 +345,7 @@ async def test_every_event_carries_the_rooms_incarnation(store: RoomStore, redis
     snapshot = await store.connect(host.room_code, host.user_id, "s")
     assert len(snapshot.incarnation) == 16
     pubsub = redis_client.pubsub()
-    await pubsub.subscribe(channel(host.room_code))
+    await pubsub.subscribe(L.channel(host.room_code))
     await pubsub.get_message(timeout=1)
     player = await store.join_room(host.room_code, "P")
     await store.set_lock(host.room_code, host.user_id)
@@ -339,4 +360,4 @@ async def test_every_event_carries_the_rooms_incarnation(store: RoomStore, redis
             metas.append(json.loads(message["data"].partition(b"\n")[0]))
     await pubsub.aclose()
     assert [m["inc"] for m in metas] == [snapshot.incarnation] * 5
-    assert await redis_client.hget("rooms:incarnations", host.room_code) is None  # cleaned with the room
+    assert not await redis_client.exists(L.claim(host.room_code))  # cleaned with the room

@@ -3,12 +3,11 @@
 -- the room's own (room.ttlMs, when the record has one) else the configured one.
 -- Nothing else changes: no event (members' state is the same), and updatedAt
 -- stays, so an idle room stays idle. Returns the new expiresAt (ms).
-local code, now = ARGV[1], tonumber(ARGV[3])
-local room = load_room(code)
+local now = tonumber(ARGV[3])
+local room = load_room()
 if room.err then return room end
 local ttl = tonumber(room.ttlMs) or tonumber(ARGV[2])
 room.expiresAt = now + ttl
-redis.call('SET', room_key(code), cjson.encode(room), 'PX', ttl)
-expire_room_keys(code, ttl)
-redis.call('ZADD', 'rooms:expiry', room.expiresAt, code)
-return room.expiresAt
+redis.call('SET', ROOM, cjson.encode(room), 'PX', ttl)
+expire_room_keys(ttl)
+return reply(room.expiresAt)

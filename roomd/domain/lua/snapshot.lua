@@ -4,11 +4,10 @@
 -- Returns {snapshot JSON {room, users}, state JSON of the entries this member may read}.
 -- Fails with MEMBER_NOT_FOUND if the user left or was kicked meanwhile, and with
 -- REPLACED if another socket took over the user.
-local code, user_id, socket_id = ARGV[1], ARGV[2], ARGV[3]
-local room = load_room(code)
+local user_id, socket_id = ARGV[2], ARGV[3]
+local room = load_room()
 if room.err then return room end
-if not is_member(code, user_id) then return redis.error_reply('MEMBER_NOT_FOUND') end
 local user = load_user(user_id)
 if not user then return redis.error_reply('MEMBER_NOT_FOUND') end
 if user.socketId ~= socket_id then return redis.error_reply('REPLACED') end
-return {snapshot_json(code, room), state_json(code, room, user_id)}
+return reply({snapshot_json(room), state_json(room, user_id)})

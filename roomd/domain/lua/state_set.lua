@@ -9,14 +9,14 @@ local code, actor, key, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local visible_arg, writable_arg, if_version = ARGV[5], ARGV[6], ARGV[7]
 local max_keys, max_bytes = tonumber(ARGV[8]), tonumber(ARGV[9])
 local ttl, now = tonumber(ARGV[10]), tonumber(ARGV[11])
-local room = load_room(code)
+local room = load_room()
 if room.err then return room end
 local is_host = actor == ''
 if not is_host then
-  if not is_member(code, actor) then return redis.error_reply('MEMBER_NOT_FOUND') end
+  if not is_member(actor) then return redis.error_reply('MEMBER_NOT_FOUND') end
   is_host = room.hostId == actor
 end
-local raw = redis.call('HGET', state_key(code), key)
+local raw = redis.call('HGET', STATE, key)
 local entry = raw and cjson.decode(raw) or nil
 if not is_host then
   if not entry or visible_arg ~= '' or writable_arg ~= '' then return redis.error_reply('NOT_ALLOWED') end
@@ -38,7 +38,7 @@ for _, arg in ipairs({visible_arg, writable_arg}) do
     local rule = cjson.decode(arg)
     if type(rule) == 'table' then
       for _, id in ipairs(rule) do
-        if not is_member(code, id) then return redis.error_reply('MEMBER_NOT_FOUND') end
+        if not is_member(id) then return redis.error_reply('MEMBER_NOT_FOUND') end
       end
     end
   end
@@ -46,27 +46,27 @@ end
 if visible_arg ~= '' then visible = cjson.decode(visible_arg) end
 if writable_arg ~= '' then writable = cjson.decode(writable_arg) end
 local old_size = entry and entry.size or 0
-local count = redis.call('HLEN', state_key(code)) + (entry and 0 or 1)
+local count = redis.call('HLEN', STATE) + (entry and 0 or 1)
 local bytes = (room.stateBytes or 0) - old_size + #value
 if count > max_keys or bytes > max_bytes then return redis.error_reply('STATE_TOO_LARGE') end
 local by = actor == '' and 'ADMIN' or actor
-local new_readers = readers(code, room, visible)
+local new_readers = readers(room, visible)
 if entry and new_readers then
   -- Members who could read the entry and no longer can: their copy goes.
   local lost = {}
-  for _, id in ipairs(redis.call('SMEMBERS', users_key(code))) do
+  for _, id in ipairs(redis.call('HKEYS', USERS)) do
     if can_read(room, entry.visibleTo, id) and not can_read(room, visible, id) then table.insert(lost, id) end
   end
   if #lost > 0 then
-    publish(code, room, 'state:deleted', {key = key, version = room.seq + 1, by = by}, {to = lost})
+    publish(room, 'state:deleted', {key = key, version = room.seq + 1, by = by}, {to = lost})
   end
 end
 local version = room.seq + 1
-redis.call('HSET', state_key(code), key, cjson.encode({version = version, visibleTo = visible,
+redis.call('HSET', STATE, key, cjson.encode({version = version, visibleTo = visible,
                                                         writableBy = writable, size = #value}))
-redis.call('HSET', values_key(code), key, value)
+redis.call('HSET', VALUES, key, value)
 room.stateBytes = bytes
-publish_raw(code, room, 'state:changed', '{"key":' .. cjson.encode(key) .. ',"value":' .. value ..
+publish_raw(room, 'state:changed', '{"key":' .. cjson.encode(key) .. ',"value":' .. value ..
             ',"version":' .. version .. ',"by":' .. cjson.encode(by) .. '}', {to = new_readers})
-touch(code, room, ttl, now)
-return room.seq
+touch(room, ttl, now)
+return reply(room.seq)

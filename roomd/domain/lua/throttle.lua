@@ -1,12 +1,12 @@
--- ARGV: client, limit, window_ms, now
+-- Not a room script (no prelude). KEYS: this window's counter, the previous window's
+-- (roomd/domain/keys.py Layout.throttle: the client is the hash tag, one slot).
+-- ARGV: limit, window_ms, now (the caller computed the window from the same now).
 -- Sliding-window counter (two fixed windows, the previous one weighted by how
 -- much of it still overlaps): O(1) per request whatever the traffic, shared
 -- by every roomd instance. Returns {allowed 0|1, retry_after_ms}.
-local client, limit = ARGV[1], tonumber(ARGV[2])
-local window_ms, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cur_key, prev_key = KEYS[1], KEYS[2]
+local limit, window_ms, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local window = math.floor(now / window_ms)
-local cur_key = 'throttle:' .. client .. ':' .. window
-local prev_key = 'throttle:' .. client .. ':' .. (window - 1)
 local cur = tonumber(redis.call('GET', cur_key) or '0')
 local prev = tonumber(redis.call('GET', prev_key) or '0')
 local elapsed = now - window * window_ms
