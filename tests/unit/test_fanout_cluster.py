@@ -215,3 +215,18 @@ async def test_a_killed_master_is_followed_to_its_replica_while_other_shards_kee
         assert fanout.broker.connected and fanout.broker.reconnects == 1
     finally:
         await fanout.close()
+
+
+async def test_a_silent_shard_connection_is_rebuilt_and_only_its_rooms_resynced(fanout: Fanout) -> None:
+    """A master that stops answering (CLIENT PAUSE: alive, connected, silent) fails its link's
+    watchdog PINGs: that link is rebuilt and its rooms resynced; the other links never notice."""
+    rooms = fanout.rooms_by_master(1)
+    for codes in rooms.values():
+        await fanout.broker.subscribe(codes[0])
+    paused = sorted(rooms)[0]
+    with fanout.servers.node(paused).client() as client:
+        client.execute_command("CLIENT", "PAUSE", 2500, "ALL")  # > 3 watchdog intervals of 0.5 s
+    await until(lambda: fanout.resynced)
+    assert fanout.resynced == [rooms[paused]] and fanout.broker.reconnects == 1
+    for n, codes in enumerate(rooms.values()):
+        await fanout.hears(codes[0], 30 + n)
