@@ -1,0 +1,760 @@
+"""``python -m bench.costs``: what one operation costs roomd and Redis (docs/scaling.md rests on it).
+
+Not a throughput benchmark: every phase runs a known number of operations at a
+moderate, paced rate against real roomd processes and a private ``redis-server``
+(loopback, free ports), and divides what they cost by that number:
+
+* roomd CPU: the process's own CPU time (``/proc/PID/stat`` utime + stime), not wall
+  clock, so other work on a shared machine does not count (it only adds noise);
+* Redis CPU: the redis-server process's CPU time, the same way;
+* Redis commands: ``INFO commandstats`` deltas. Commands a script runs are counted
+  too (Redis counts them): ``evalsha`` is the number of scripts, the rest is what
+  the scripts and roomd's own calls did;
+* Redis network bytes: ``INFO stats`` ``total_net_input_bytes`` / ``total_net_output_bytes``;
+* frame sizes: what the clients received (WebSocket payload plus its 2- or 4-byte header);
+* pub/sub bytes: what one extra raw SUBSCRIBE connection receives per event;
+* idle sockets: RSS, file descriptors, CPU at rest and per ping, of a fresh roomd process;
+* Redis memory: ``used_memory`` per room of 8 (members connected) and ``MEMORY USAGE`` of
+  one room's keys after its events (the history list grows with every event up to
+  ``ROOM_HISTORY_SIZE``).
+
+Background work (heartbeats, sweeps, reconciliation, pings) is measured while idle
+before each group of phases and subtracted, prorated by time. The load generator
+(a lean asyncio WebSocket client, bench/wsclient.py) runs in this process; its CPU
+is not counted anywhere. Every wait is bounded: the run stops by itself (about a
+minute here) and writes ``bench/results/costs-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import dataclasses
+import json
+import os
+import platform
+import socket
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.httpclient import Connection
+from bench.servers import ROOT, Redis, Roomd, raise_fd_limit, rss_bytes
+from bench.wsclient import LeanSocket
+
+RESULTS = ROOT / "bench" / "results"
+ROOM_SIZE = 8
+SETTLE = 0.3  # seconds without a frame before a phase is considered finished
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every live thread of ``pid``, in ns resolution (``/proc/PID/stat`` counts
+    10 ms ticks: too coarse for a few hundred operations of a few hundred µs)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return total / 1e9
+
+
+# --- Redis probe (raw socket: its own bytes are known exactly and subtracted) ----------
+
+
+class RedisProbe:
+    """INFO over a raw socket; one snapshot = CPU, commandstats, network and memory counters."""
+
+    REQUEST = b"*2\r\n$4\r\nINFO\r\n$3\r\nall\r\n"
+
+    def __init__(self, port: int, pid: int) -> None:
+        self.port, self.pid = port, pid
+        self.sock = socket.create_connection(("127.0.0.1", port))
+
+    def command(self, *args: str) -> bytes:
+        """One command, its raw reply (bulk string payload or the simple/integer line)."""
+        self.sock.sendall(_resp(*args))
+        return _read_reply(self.sock)
+
+    def info(self) -> tuple[dict[str, str], int]:
+        self.sock.sendall(self.REQUEST)
+        raw = _read_reply(self.sock)
+        fields = {}
+        for line in raw.decode().splitlines():
+            if ":" in line and not line.startswith("#"):
+                key, _, value = line.partition(":")
+                fields[key] = value
+        header = len(f"${len(raw)}\r\n") + 2
+        return fields, len(raw) + header
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _resp(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    """A reply of INFO/MEMORY/SCAN-like commands: bulk, simple, integer or a flat array of bulks."""
+    buf = b""
+
+    def line() -> bytes:
+        nonlocal buf
+        while b"\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, _, buf = buf.partition(b"\r\n")
+        return head
+
+    def bulk(n: int) -> bytes:
+        nonlocal buf
+        while len(buf) < n + 2:
+            buf += sock.recv(65536)
+        data, buf = buf[:n], buf[n + 2 :]
+        return data
+
+    def value() -> bytes:
+        head = line()
+        kind = head[:1]
+        if kind == b"$":
+            n = int(head[1:])
+            return b"" if n < 0 else bulk(n)
+        if kind == b"*":
+            return b"\n".join(value() for _ in range(int(head[1:])))
+        if kind == b"-":
+            raise RuntimeError(head.decode())
+        return head[1:]
+
+    return value()
+
+
+@dataclasses.dataclass
+class Snap:
+    t: float
+    roomd: dict[int, float]
+    redis_cpu: float
+    calls: dict[str, int]
+    usec: dict[str, int]
+    net_in: int
+    net_out: int
+    reply_len: int
+
+
+def snap(probe: RedisProbe, pids: list[int]) -> Snap:
+    fields, reply_len = probe.info()
+    calls, usec = {}, {}
+    for key, value in fields.items():
+        if key.startswith("cmdstat_"):
+            parts = dict(p.split("=") for p in value.split(","))
+            calls[key[8:]] = int(parts["calls"])
+            usec[key[8:]] = int(parts["usec"])
+    return Snap(
+        t=time.perf_counter(),
+        roomd={p: cpu_seconds(p) for p in pids},
+        redis_cpu=cpu_seconds(probe.pid),
+        calls=calls,
+        usec=usec,
+        net_in=int(fields["total_net_input_bytes"]),
+        net_out=int(fields["total_net_output_bytes"]),
+        reply_len=reply_len,
+    )
+
+
+@dataclasses.dataclass
+class Rates:
+    """Background per second while idle (subtracted from every phase, prorated)."""
+
+    roomd: dict[int, float]
+    redis_cpu: float
+    calls: dict[str, float]
+    net_in: float
+    net_out: float
+
+
+def delta(a: Snap, b: Snap) -> dict[str, Any]:
+    calls = {k: b.calls.get(k, 0) - a.calls.get(k, 0) for k in b.calls}
+    calls["info"] = calls.get("info", 0) - 1  # our own snapshot
+    return {
+        "seconds": b.t - a.t,
+        "roomd": {p: b.roomd[p] - a.roomd[p] for p in b.roomd},
+        "redis_cpu": b.redis_cpu - a.redis_cpu,
+        "calls": {k: v for k, v in calls.items() if v},
+        "usec": {k: b.usec.get(k, 0) - a.usec.get(k, 0) for k in b.usec if k != "info"},
+        "net_in": b.net_in - a.net_in - len(RedisProbe.REQUEST),
+        "net_out": b.net_out - a.net_out - a.reply_len,
+    }
+
+
+async def idle_rates(probe: RedisProbe, pids: list[int], seconds: float) -> Rates:
+    a = snap(probe, pids)
+    await asyncio.sleep(seconds)
+    d = delta(a, snap(probe, pids))
+    s = d["seconds"]
+    return Rates(
+        roomd={p: v / s for p, v in d["roomd"].items()},
+        redis_cpu=d["redis_cpu"] / s,
+        calls={k: v / s for k, v in d["calls"].items()},
+        net_in=d["net_in"] / s,
+        net_out=d["net_out"] / s,
+    )
+
+
+def per_op(d: dict[str, Any], base: Rates, ops: int, labels: dict[int, str]) -> dict[str, Any]:
+    """Subtract the prorated background and divide by the number of operations."""
+    s = d["seconds"]
+    roomd = {labels[p]: max(0.0, v - base.roomd.get(p, 0.0) * s) / ops * 1e6 for p, v in d["roomd"].items()}
+    calls = {k: round((v - base.calls.get(k, 0.0) * s) / ops, 2) for k, v in d["calls"].items()}
+    return {
+        "ops": ops,
+        "seconds": round(s, 2),
+        "roomd_cpu_us": {k: round(v, 1) for k, v in roomd.items()},
+        "roomd_cpu_us_total": round(sum(roomd.values()), 1),
+        "redis_cpu_us": round(max(0.0, d["redis_cpu"] - base.redis_cpu * s) / ops * 1e6, 1),
+        "redis_script_us": round(sum(v for k, v in d["usec"].items() if k in ("evalsha", "eval")) / ops, 1),
+        "redis_calls": {k: v for k, v in sorted(calls.items(), key=lambda kv: -kv[1]) if abs(v) >= 0.01},
+        "evalsha": calls.get("evalsha", 0.0) + calls.get("eval", 0.0),
+        "redis_bytes_in": round((d["net_in"] - base.net_in * s) / ops),
+        "redis_bytes_out": round((d["net_out"] - base.net_out * s) / ops),
+    }
+
+
+# --- clients -------------------------------------------------------------------------
+
+
+class Tally:
+    """Every frame any member received; lets a phase wait for a count or for quiet."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = time.perf_counter()
+        self.sizes: dict[str, list[int]] = collections.defaultdict(list)
+        self.record = False
+
+    def add(self, event: str, wire: int) -> None:
+        self.count += 1
+        self.last = time.perf_counter()
+        if self.record:
+            self.sizes[event].append(wire)
+
+    async def reach(self, n: int, timeout: float = 30) -> None:
+        deadline = time.perf_counter() + timeout
+        while self.count < n:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"received {self.count} frames, expected {n}")
+            await asyncio.sleep(0.01)
+
+    async def quiet(self, for_s: float = SETTLE, timeout: float = 30, after: int | None = None) -> None:
+        """Until no frame came for ``for_s``; with ``after`` (a count), first until more than that came."""
+        deadline = time.perf_counter() + timeout
+        while (after is not None and self.count <= after) or time.perf_counter() - self.last < for_s:
+            if time.perf_counter() > deadline:
+                raise TimeoutError("frames kept arriving")
+            await asyncio.sleep(0.02)
+
+
+class Sock(LeanSocket):
+    """The lean client, plus: notices when the server closed the connection."""
+
+    def __init__(self, on_text: Callable[[bytes], None]) -> None:
+        super().__init__(on_text)
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def close_frame(self) -> None:
+        self._send(0x8, struct.pack("!H", 1000))
+
+
+class Member:
+    def __init__(self, account: dict[str, Any], tally: Tally) -> None:
+        self.token: str = account["token"]
+        self.user_id: str = account["userId"]
+        self.code: str = account["roomCode"]
+        self.tally = tally
+        self.sock: Sock | None = None
+        self.state: asyncio.Future[None] | None = None
+        self.ids = 0
+
+    def on_text(self, payload: bytes) -> None:
+        event = json.loads(payload)["event"]
+        self.tally.add(event, len(payload) + (2 if len(payload) < 126 else 4))
+        if event == "room:state" and self.state is not None and not self.state.done():
+            self.state.set_result(None)
+
+    async def connect(self, base: str) -> None:
+        self.state = asyncio.get_running_loop().create_future()
+        url = base.replace("http://", "ws://") + "/ws?token=" + self.token
+        self.sock = await Sock.connect(url, self.on_text)
+        await asyncio.wait_for(self.state, 10)
+
+    async def close(self) -> None:
+        assert self.sock is not None
+        self.sock.close_frame()
+        await asyncio.wait_for(self.sock.closed, 10)
+        self.sock = None
+
+    def send(self, event: str, data: Any = None) -> None:
+        assert self.sock is not None
+        self.ids += 1
+        frame: dict[str, Any] = {"event": event, "id": self.ids}
+        if data is not None:
+            frame["data"] = data
+        self.sock.send_text(json.dumps(frame, separators=(",", ":")))
+
+
+async def pool(jobs: list[Callable[[], Awaitable[None]]], concurrency: int) -> None:
+    it = iter(jobs)
+
+    async def worker() -> None:
+        for job in it:
+            await job()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def http_jobs(base: str, requests: list[tuple[str, str, Any]], concurrency: int = 8) -> list[Any]:
+    """Keep-alive connections (like a proxy's upstream), each request awaited; bodies in order."""
+    parts = urlsplit(base)
+    results: list[Any] = [None] * len(requests)
+    queue = iter(enumerate(requests))
+
+    async def worker() -> None:
+        conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
+        for i, (method, path, body) in queue:
+            status, reply = await conn.request(method, path, body)
+            assert status < 300, (status, reply)
+            results[i] = reply
+        await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+Make = Callable[[list["Member"], int], tuple[str, Any]]
+"""``make(room, k)``: the k-th event frame (event name, data) a room's sender sends."""
+
+
+def game_to_all(room: list[Member], k: int) -> tuple[str, Any]:
+    data = {"round": k, "phase": "answer", "deadline": 1_700_000_000_000 + k}
+    return "game:send", {"to": "all", "type": "round", "data": data}
+
+
+def answer_to_host(room: list[Member], k: int) -> tuple[str, Any]:
+    return "game:send", {"type": "answer", "data": {"text": f"a banana {k}"}}
+
+
+def toggle(room: list[Member], k: int) -> tuple[str, Any]:
+    return "room:toggle_lock", None
+
+
+def scoreboard(room: list[Member], k: int) -> tuple[str, Any]:
+    """A public entry holding every member's score (8 ids of 21 characters and a number each)."""
+    return "state:set", {"key": "scores", "value": {m.user_id: (k * 7 + i) % 100 for i, m in enumerate(room)}}
+
+
+class Run:
+    def __init__(self, rooms: int, events_per_room: int, rate: float, idle_sockets: int) -> None:
+        self.rooms_n, self.events_per_room, self.rate, self.idle_n = rooms, events_per_room, rate, idle_sockets
+        self.results: dict[str, Any] = {}
+        self.tally = Tally()
+
+    async def measure(
+        self, name: str, ops: int, base: Rates, work: Callable[[], Awaitable[None]], servers: dict[str, Roomd]
+    ) -> dict[str, Any]:
+        labels = {p: label for label, s in servers.items() for p in s.pids()}
+        pids = list(labels)
+        a = snap(self.probe, pids)
+        await work()
+        await self.tally.quiet()
+        result = per_op(delta(a, snap(self.probe, pids)), base, ops, labels)
+        self.results[name] = result
+        print(
+            f"  {name:42s} roomd {result['roomd_cpu_us_total']:7.0f} µs  redis {result['redis_cpu_us']:6.0f} µs  "
+            f"scripts {result['evalsha']:.2f}  cmds {sum(v for k, v in result['redis_calls'].items()):5.1f}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return result
+
+    async def paced_events(self, rooms: list[list[Member]], sender: int, make: Make, per_room: int) -> int:
+        """Each room's ``sender`` sends ``per_room`` events on a fixed schedule (``rate`` in all); waits for them."""
+        period = len(rooms) / self.rate
+
+        async def one(i: int, room: list[Member]) -> None:
+            await asyncio.sleep(i * period / len(rooms))
+            start = time.perf_counter()
+            for k in range(1, per_room + 1):
+                room[sender].send(*make(room, k))
+                await asyncio.sleep(max(0.0, start + k * period - time.perf_counter()))
+
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(rooms)))
+        return per_room * len(rooms)
+
+    async def frames_per_event(self, rooms: list[list[Member]], sender: int, make: Make) -> int:
+        """One warm-up event per room: how many frames (acks included) one event causes."""
+        before = self.tally.count
+        for room in rooms:
+            room[sender].send(*make(room, 0))
+        await self.tally.quiet(after=before)
+        frames = (self.tally.count - before) / len(rooms)
+        if abs(frames - round(frames)) > 1e-9:  # a straggler of an earlier phase: harmless, said
+            print(f"  (warm-up: {frames:.3f} frames per event, taken as {round(frames)})", file=sys.stderr)
+        return round(frames)
+
+    async def event_phase(
+        self, name: str, rooms: list[list[Member]], sender: int, make: Make, base: Rates,
+        servers: dict[str, Roomd],
+    ) -> None:  # fmt: skip
+        frames = await self.frames_per_event(rooms, sender, make)
+        expected = self.tally.count + frames * len(rooms) * self.events_per_room
+        self.tally.sizes.clear()
+        self.tally.record = True
+
+        async def work() -> None:
+            await self.paced_events(rooms, sender, make, self.events_per_room)
+            await self.tally.reach(expected)
+
+        result = await self.measure(name, len(rooms) * self.events_per_room, base, work, servers)
+        self.tally.record = False
+        result["frames_per_event"] = frames
+        result["frame_bytes"] = {e: int(statistics.median(v)) for e, v in self.tally.sizes.items()}
+        delivered = sum(len(v) for e, v in self.tally.sizes.items() if e != "ack")
+        result["deliveries_per_event"] = round(delivered / result["ops"], 2)
+
+    async def main(self) -> None:
+        self.redis = Redis()
+        self.probe = RedisProbe(self.redis.port, self.redis.process.pid)
+        started = time.perf_counter()
+        try:
+            await self.population_phases()
+            await self.idle_phases()
+        finally:
+            self.probe.close()
+            self.redis.stop()
+        self.results["derived"] = derive(self.results)
+        self.results["_run"] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "rooms": self.rooms_n,
+            "events_per_room": self.events_per_room,
+            "paced_events_per_s": self.rate,
+            "machine": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "redis": self.probe_version,
+        }
+
+    async def population_phases(self) -> None:
+        a = Roomd(self.redis.url)
+        b = Roomd(self.redis.url)
+        servers = {"A": a}
+        self.probe_version = self.probe.command("INFO", "server").decode().split("redis_version:")[1].split()[0]
+        members: list[list[Member]] = []
+        try:
+            self.probe.command("CONFIG", "RESETSTAT")
+            base0 = await idle_rates(self.probe, a.pids() + b.pids(), 2.0)
+            self.results["idle_instance_no_sockets"] = {
+                "roomd_cpu_pct": round(base0.roomd[a.pids()[0]] * 100, 2),
+                "redis_calls_per_s": {k: round(v, 1) for k, v in base0.calls.items() if v >= 0.05},
+            }
+            n = self.rooms_n
+            created: list[Any] = []
+
+            async def create() -> None:
+                created.extend(
+                    await http_jobs(a.base, [("POST", "/rooms", {"displayName": f"host{i}"}) for i in range(n)])
+                )
+
+            await self.measure("http POST /rooms", n, base0, create, servers)
+            codes = [c["roomCode"] for c in created]
+            joined: list[Any] = []
+            joins = [
+                ("POST", f"/rooms/{code}/join", {"displayName": f"p{j}"})
+                for j in range(ROOM_SIZE - 1)
+                for code in codes
+            ]
+
+            async def join() -> None:
+                joined.extend(await http_jobs(a.base, joins))
+
+            await self.measure("http POST /rooms/:code/join", len(joins), base0, join, servers)
+            gets = [("GET", f"/rooms/{codes[i % n]}", None) for i in range(4 * n)]
+
+            async def get() -> None:
+                await http_jobs(a.base, gets)
+
+            await self.measure("http GET /rooms/:code", len(gets), base0, get, servers)
+            accounts: dict[str, list[Any]] = {c["roomCode"]: [c] for c in created}
+            for (_, path, _), body in zip(joins, joined, strict=True):
+                accounts[path.split("/")[2]].append(body)
+            members = [[Member(acc, self.tally) for acc in accounts[code]] for code in codes]
+
+            async def connect_all() -> None:
+                await pool([lambda m=m: m.connect(a.base) for room in members for m in room], 16)
+
+            await self.measure(
+                "ws connect, room filling up (avg 3.5 others)", n * ROOM_SIZE, base0, connect_all, servers
+            )
+            base = await idle_rates(self.probe, a.pids(), 3.0)
+            self.results["idle_instance_with_sockets"] = {
+                "sockets": n * ROOM_SIZE,
+                "roomd_cpu_pct": round(base.roomd[a.pids()[0]] * 100, 2),
+                "redis_calls_per_s": {k: round(v, 1) for k, v in base.calls.items() if v >= 0.05},
+            }
+            last = ROOM_SIZE - 1
+            results: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+            for _ in range(2):  # a reconnection: the last member leaves and comes back, 7 others connected
+                results["dis"].append(
+                    await self.measure(
+                        "ws disconnect (7 others connected)",
+                        n,
+                        base,
+                        lambda: pool([r[last].close for r in members], 16),
+                        servers,
+                    )
+                )
+                results["con"].append(
+                    await self.measure(
+                        "ws connect (7 others connected)",
+                        n,
+                        base,
+                        lambda: pool([lambda r=r: r[last].connect(a.base) for r in members], 16),
+                        servers,
+                    )
+                )
+            for key, name in (
+                ("dis", "ws disconnect (7 others connected)"),
+                ("con", "ws connect (7 others connected)"),
+            ):
+                self.results[name] = _mean(results[key])
+
+            phases: list[tuple[str, int, Make]] = [
+                ("event room:toggle_lock (host), 8 local", 0, toggle),
+                ("event game:send to all (host), 8 local", 0, game_to_all),
+                ("event game:send to host (player), 8 local", 3, answer_to_host),
+                ("event state:set scores (host), 8 local", 0, scoreboard),
+            ]
+            for name, sender, make in phases:
+                await self.event_phase(name, members, sender, make, base, servers)
+
+            # the pub/sub path: members 4..7 of every room move to B (both processes subscribe)
+            half = ROOM_SIZE // 2
+            await pool([lambda m=m: m.close() for room in members for m in room[half:]], 16)
+            await pool([lambda m=m: m.connect(b.base) for room in members for m in room[half:]], 16)
+            await self.tally.quiet()
+            both = {"A": a, "B": b}
+            base2 = await idle_rates(self.probe, a.pids() + b.pids(), 3.0)
+            await self.event_phase("event room:toggle_lock, 4 on A + 4 on B", members, 0, toggle, base2, both)
+            await self.event_phase("event game:send to host (player on B)", members, half, answer_to_host, base2, both)
+            await self.pubsub_bytes(members)
+            self.room_memory(codes[0])
+        finally:
+            for room in members:
+                for m in room:
+                    if m.sock is not None:
+                        m.sock.abort()
+            a.stop()
+            b.stop()
+
+    async def pubsub_bytes(self, rooms: list[list[Member]]) -> None:
+        """Bytes one more subscriber of a room's channel receives per event (the RESP message)."""
+        sample = rooms[: min(50, len(rooms))]
+        channels_raw = self.probe.command("PUBSUB", "CHANNELS", "*").decode().split("\n")
+        channels_raw += self.probe.command("PUBSUB", "SHARDCHANNELS", "*").decode().split("\n")
+        room_codes = [room[0].code for room in sample]
+        chosen = [c for c in channels_raw if c and any(code in c for code in room_codes)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.redis.port)
+        writer.write(_resp("SUBSCRIBE", *chosen))
+        confirmations = b""
+        while confirmations.count(b"subscribe") < len(chosen):
+            confirmations += await asyncio.wait_for(reader.read(65536), 5)
+
+        async def drain(seconds: float) -> int:
+            total = 0
+            deadline = time.perf_counter() + seconds
+            while (left := deadline - time.perf_counter()) > 0:
+                try:
+                    total += len(await asyncio.wait_for(reader.read(65536), left))
+                except TimeoutError:
+                    break
+            return total
+
+        out: dict[str, Any] = {"channels": len(chosen)}
+        for name, sender, make in (
+            ("room:toggle_lock", 0, toggle),
+            ("game:send to all", 0, game_to_all),
+            ("game:send to host", 3, answer_to_host),
+            ("state:set scores", 0, scoreboard),
+        ):
+            for room in sample:
+                room[sender].send(*make(room, 99))
+            out[name] = round(await drain(1.0) / len(sample))
+        writer.close()
+        await self.tally.quiet()
+        self.results["pubsub_bytes_per_event_per_subscriber"] = out
+        print(f"  pub/sub bytes per event and subscriber: {out}", file=sys.stderr, flush=True)
+
+    def room_memory(self, code: str) -> None:
+        """MEMORY USAGE of every key naming the room (after its events: the history list is full-ish)."""
+        keys: list[str] = []
+        cursor = "0"
+        while True:
+            reply = self.probe.command("SCAN", cursor, "MATCH", f"*{code}*", "COUNT", "1000").decode().split("\n")
+            cursor, batch = reply[0], [k for k in reply[1:] if k]
+            keys += batch
+            if cursor == "0":
+                break
+        usage: dict[str, Any] = {}
+        for key in keys:
+            kind = self.probe.command("TYPE", key).decode()
+            size = int(self.probe.command("MEMORY", "USAGE", key, "SAMPLES", "0"))
+            entry: dict[str, Any] = {"type": kind, "bytes": size}
+            if kind == "list":
+                entry["length"] = int(self.probe.command("LLEN", key))
+            usage[key.replace(code, "CODE")] = entry
+        self.results["redis_memory_one_room_after_events"] = usage
+        print(f"  Redis memory of one room's keys: {usage}", file=sys.stderr, flush=True)
+
+    async def idle_phases(self) -> None:
+        """A fresh process with pings every 2 s: RSS, fds and CPU per idle socket, Redis memory per room."""
+        self.probe.command("FLUSHDB")
+        interval = 2.0
+        c = Roomd(self.redis.url, WS_PING_INTERVAL=str(interval))
+        pid = c.pids()[0]
+        sockets: list[Member] = []
+        try:
+            base = await idle_rates(self.probe, [pid], 3.0)
+            n_rooms = self.idle_n // ROOM_SIZE
+            mem0 = int(self.probe.info()[0]["used_memory"])
+            created = await http_jobs(c.base, [("POST", "/rooms", {"displayName": f"h{i}"}) for i in range(n_rooms)])
+            joins = [("POST", f"/rooms/{r['roomCode']}/join", {"displayName": f"p{j}"})
+                     for r in created for j in range(ROOM_SIZE - 1)]  # fmt: skip
+            joined = await http_jobs(c.base, joins)
+            mem1 = int(self.probe.info()[0]["used_memory"])
+            sockets = [Member(acc, self.tally) for acc in [*created, *joined]]
+            await asyncio.sleep(1.0)
+            rss0, fds0 = rss_bytes(pid), len(os.listdir(f"/proc/{pid}/fd"))
+            t0 = time.perf_counter()
+            await pool([lambda m=m: m.connect(c.base) for m in sockets], 16)
+            connect_s = time.perf_counter() - t0
+            await self.tally.quiet(1.0)
+            mem2 = int(self.probe.info()[0]["used_memory"])
+            await asyncio.sleep(2 * interval)
+            rss1, fds1 = rss_bytes(pid), len(os.listdir(f"/proc/{pid}/fd"))
+            rest = await idle_rates(self.probe, [pid], 6.0)
+            cpu_pct = (rest.roomd[pid] - base.roomd[pid]) * 100
+            pings = len(sockets) / interval
+            n = len(sockets)
+            self.results["idle_sockets"] = {
+                "sockets": n,
+                "rss_before_mib": round(rss0 / 2**20, 1),
+                "rss_after_mib": round(rss1 / 2**20, 1),
+                "rss_per_socket_kib": round((rss1 - rss0) / n / 1024, 1),
+                "fds_per_socket": round((fds1 - fds0) / n, 3),
+                "ping_interval_s": interval,
+                "cpu_pct_with_pings": round(rest.roomd[pid] * 100, 2),
+                "cpu_us_per_ping": round(cpu_pct / 100 / pings * 1e6, 1),
+                "redis_calls_per_s_at_rest": {k: round(v, 2) for k, v in rest.calls.items() if v >= 0.05},
+                "redis_cpu_pct_at_rest": round(rest.redis_cpu * 100, 2),
+                "connect_rate_per_s_wall": round(n / connect_s),
+            }
+            self.results["redis_memory_per_room_of_8"] = {
+                "rooms": n_rooms,
+                "after_http_bytes": round((mem1 - mem0) / n_rooms),
+                "members_connected_bytes": round((mem2 - mem0) / n_rooms),
+            }
+            print(f"  idle: {self.results['idle_sockets']}", file=sys.stderr, flush=True)
+            print(f"  redis memory per room: {self.results['redis_memory_per_room_of_8']}", file=sys.stderr, flush=True)
+        finally:
+            for m in sockets:
+                if m.sock is not None:
+                    m.sock.abort()
+            c.stop()
+
+
+def derive(r: dict[str, Any]) -> dict[str, float]:
+    """A linear model of roomd CPU per event: send (client frame, script call, ack) + per subscribed
+    process (receive the bus message, decode, frame) + per delivery (one socket write). Same script,
+    8 vs 1 recipients -> per delivery; B's share of a split room (4 deliveries) -> per receiving process."""
+    to_all = r["event game:send to all (host), 8 local"]["roomd_cpu_us_total"]
+    to_host = r["event game:send to host (player), 8 local"]["roomd_cpu_us_total"]
+    delivery = (to_all - to_host) / 7
+    receive = r["event room:toggle_lock, 4 on A + 4 on B"]["roomd_cpu_us"]["B"] - 4 * delivery
+    send = to_host - receive - 2 * delivery  # the game:message to the host and the ack to the sender
+    return {"delivery_us": round(delivery, 1), "receive_per_process_us": round(receive, 1), "send_us": round(send, 1)}
+
+
+def _mean(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Two rounds of the same phase, averaged (numbers only)."""
+    out = dict(results[-1])
+    out["ops"] = sum(r["ops"] for r in results)
+    for key in (
+        "roomd_cpu_us_total",
+        "redis_cpu_us",
+        "redis_script_us",
+        "evalsha",
+        "redis_bytes_in",
+        "redis_bytes_out",
+    ):
+        out[key] = round(statistics.mean(r[key] for r in results), 2)
+    out["redis_bytes_in"], out["redis_bytes_out"] = int(out["redis_bytes_in"]), int(out["redis_bytes_out"])
+    out["roomd_cpu_us"] = {
+        k: round(statistics.mean(r["roomd_cpu_us"][k] for r in results), 1) for k in out["roomd_cpu_us"]
+    }
+    names = {k for r in results for k in r["redis_calls"]}
+    out["redis_calls"] = {k: round(statistics.mean(r["redis_calls"].get(k, 0) for r in results), 2) for k in names}
+    return out
+
+
+def report(results: dict[str, Any], path: Path) -> None:
+    print("\nper operation (CPU time, background subtracted)")
+    head = f"{'operation':44s} {'roomd µs':>9s} {'redis µs':>9s} {'scripts':>7s} {'cmds':>5s}"
+    print(f"{head} {'→redis B':>8s} {'redis→ B':>8s}  deliveries, frame bytes")
+    for name, r in results.items():
+        if not isinstance(r, dict) or "roomd_cpu_us_total" not in r:
+            continue
+        cmds = sum(v for k, v in r["redis_calls"].items())
+        frames = f"{r.get('deliveries_per_event', '')} {r.get('frame_bytes', '')}" if "frame_bytes" in r else ""
+        print(
+            f"{name:44s} {r['roomd_cpu_us_total']:>9.0f} {r['redis_cpu_us']:>9.0f} {r['evalsha']:>7.2f} {cmds:>5.1f} "
+            f"{r['redis_bytes_in']:>8d} {r['redis_bytes_out']:>8d}  {frames}"
+        )
+    print(f"\nresults: {path}  ({results['_run']['seconds']} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.costs", description=__doc__.split("\n")[0])
+    parser.add_argument("--rooms", type=int, default=250, help="rooms of 8 for the event and connect phases")
+    parser.add_argument("--events", type=int, default=6, help="events per room per event phase")
+    parser.add_argument("--rate", type=float, default=800.0, help="events/s offered in all during event phases")
+    parser.add_argument("--idle-sockets", type=int, default=4000)
+    parser.add_argument("--timeout", type=float, default=240.0, help="the run gives up after this many seconds")
+    args = parser.parse_args()
+    raise_fd_limit()
+    run = Run(args.rooms, args.events, args.rate, args.idle_sockets)
+
+    async def bounded() -> None:
+        await asyncio.wait_for(run.main(), args.timeout)
+
+    asyncio.run(bounded())
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / time.strftime("costs-%Y%m%d-%H%M%S.json")
+    path.write_text(json.dumps(run.results, indent=2))
+    report(run.results, path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
