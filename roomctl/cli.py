@@ -19,6 +19,7 @@ import click
 
 from roomctl.context import Ctl, Group, root_options
 from roomctl.events import events
+from roomctl.migrate import migrate_command
 from roomctl.output import OutputError, output_failed, write_line
 from roomctl.rooms import rooms
 from roomctl.state import rooms_state
@@ -76,6 +77,7 @@ cli.add_command(rooms)
 cli.add_command(users)
 cli.add_command(stats)
 cli.add_command(events)
+cli.add_command(migrate_command)
 
 
 def main() -> None:

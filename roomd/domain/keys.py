@@ -129,22 +129,24 @@ class Layout:
 
     @property
     def expiry(self) -> str:
-        """``rooms:expiry``: sorted set, room code -> a time at or before which the room must be
-        looked at again (its ``expiresAt`` when created). Swept every second by each roomd
-        instance: the sweep script re-checks the room itself, re-arms the entry with the room's
-        real deadline if it is alive, tells the members of an expired room
-        ``room:closed {EXPIRED}`` (exactly once: the claim decides), and drops entries of rooms
-        that are gone. Touches do not move it: a live room costs one re-check per TTL."""
+        """``rooms:expiry``: sorted set, :func:`scheduled` ``code|incarnation`` -> a time at or
+        before which the room must be looked at again (its ``expiresAt`` when created). Swept
+        every second by each roomd instance: the sweep script re-checks the room itself,
+        re-arms the entry with the room's real deadline if it is alive, tells the members of an
+        expired room ``room:closed {EXPIRED}`` (exactly once: the claim decides), and drops
+        entries of rooms that are gone. Touches do not move it: a live room costs one re-check
+        per TTL. The incarnation in the member keeps a room that reuses the code apart: deleting
+        one room's entry never touches another's."""
         return f"{self.prefix}rooms:expiry"
 
     @property
     def hostless(self) -> str:
-        """``rooms:hostless``: sorted set, room code -> ms since which the host of a
-        ``hostMigration: "disconnect"`` room has had no socket (``room.hostAwaySince``). Added
-        after the script that saw the host go; swept every second by each roomd instance: past
-        HOST_GRACE_SECONDS the host role passes to the longest-standing connected member
-        (``lua/host_grace.lua`` re-checks). Rooms with nobody connected leave it until someone
-        connects."""
+        """``rooms:hostless``: sorted set, :func:`scheduled` ``code|incarnation`` -> ms since which
+        the host of a ``hostMigration: "disconnect"`` room has had no socket
+        (``room.hostAwaySince``). Added after the script that saw the host go; swept every second
+        by each roomd instance: past HOST_GRACE_SECONDS the host role passes to the
+        longest-standing connected member (``lua/host_grace.lua`` re-checks). Rooms with nobody
+        connected leave it until someone connects."""
         return f"{self.prefix}rooms:hostless"
 
     @property
@@ -183,6 +185,17 @@ class Layout:
     @property
     def bus_self_prefix(self) -> str:
         return f"{self.prefix}roomd:bus:"
+
+
+def scheduled(code: str, incarnation: str) -> str:
+    """A member of ``rooms:expiry`` and ``rooms:hostless``: the room's code and incarnation."""
+    return f"{code}|{incarnation}"
+
+
+def parse_scheduled(member: str) -> tuple[str, str]:
+    """``(code, incarnation)`` of a :func:`scheduled` member (incarnation "" if it has none)."""
+    code, _, incarnation = member.partition("|")
+    return code, incarnation
 
 
 def socket_entry(code: str, user_id: str, socket_id: str) -> str:

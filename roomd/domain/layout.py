@@ -23,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from roomd.domain.keys import Layout, Legacy
+from roomd.domain.keys import Layout, Legacy, scheduled
 from roomd.domain.store import CLAIM_GRACE_MS, guard, now_ms
 
 SAMPLE = 20  # index entries looked at when detecting the previous layout
@@ -82,13 +82,14 @@ async def live_old_instances(client: aioredis.Redis, timeout_ms: int) -> list[st
 
 
 async def codes_to_migrate(client: aioredis.Redis) -> list[str]:
-    """Every code the previous layout's indexes name."""
+    """Every code the previous layout's indexes name (without a prefix the current layout's sweeps
+    share these sorted sets: their ``code|incarnation`` members are not the previous layout's)."""
     codes: set[str] = set()
     for key in (Legacy.INDEX, Legacy.EXPIRY, Legacy.HOSTLESS):
         async for member, _ in client.zscan_iter(key):
             codes.add(_text(member))
     codes.update(_text(code) for code in await client.hkeys(Legacy.INCARNATIONS))
-    return sorted(codes)
+    return sorted(code for code in codes if "|" not in code)
 
 
 async def migrate(client: aioredis.Redis, layout: Layout, *, dry_run: bool = False) -> MigrationReport:
@@ -120,6 +121,8 @@ async def _migrate_room(client: aioredis.Redis, layout: Layout, code: str, repor
         pipe.hget(Legacy.INCARNATIONS, code)
         pipe.exists(layout.room(code), layout.claim(code))
         raw, pttl, ids, history, state, values, incarnation, taken = await pipe.execute()
+    if raw is None and taken:
+        return  # a room of the current layout (or its claim) and nothing of the previous one's record
     user_ids = sorted(_text(i) for i in ids)
     users = await client.mget([Legacy.user(i) for i in user_ids]) if user_ids else []
     old_keys = [
@@ -170,16 +173,20 @@ async def _migrate_room(client: aioredis.Redis, layout: Layout, code: str, repor
                 if mapping:
                     tx.hset(new, mapping=mapping)
                     tx.pexpire(new, ttl)
-            if layout.prefix:  # else the same sorted sets: their entries stay
-                for old in (Legacy.INDEX, Legacy.EXPIRY, Legacy.HOSTLESS):
-                    tx.zrem(old, code)
+            # The sweeps' sets now name a room by code and incarnation; the listing keeps codes.
+            tx.zrem(Legacy.EXPIRY, code)
+            tx.zrem(Legacy.HOSTLESS, code)
+            if layout.prefix:
+                tx.zrem(Legacy.INDEX, code)
             tx.zadd(layout.index, {code: int(room["createdAt"])})
-            tx.zadd(layout.expiry, {code: now + ttl})
+            tx.zadd(layout.expiry, {scheduled(code, inc): now + ttl})
             if room.get("hostAwaySince"):
-                tx.zadd(layout.hostless, {code: int(room["hostAwaySince"])})
-        elif layout.prefix or not taken:  # without a prefix the new room's entries are these very ones
-            for old in (Legacy.INDEX, Legacy.EXPIRY, Legacy.HOSTLESS):
-                tx.zrem(old, code)
+                tx.zadd(layout.hostless, {scheduled(code, inc): int(room["hostAwaySince"])})
+        else:
+            tx.zrem(Legacy.EXPIRY, code)
+            tx.zrem(Legacy.HOSTLESS, code)
+            if layout.prefix or not taken:  # without a prefix, a new room's listing is this very entry
+                tx.zrem(Legacy.INDEX, code)
         tx.delete(*old_keys)
         tx.hdel(Legacy.INCARNATIONS, code)
         await tx.execute()

@@ -267,11 +267,14 @@ class RoomStore:
         the owning instance's reconciliation or its reaper).
         """
         updates: list[Awaitable[Any]] = []
+        member = keys.scheduled(code, str(hints.get("inc", "")))
         if "hostless" in hints:
-            updates.append(self.client.zadd(self.keys.hostless, {code: int(hints["hostless"])}))
+            updates.append(self.client.zadd(self.keys.hostless, {member: int(hints["hostless"])}))
         if "hosted" in hints:
-            updates.append(self._settle(self.keys.hostless, code, "eq", int(hints["hosted"])))
-        if "gone" in hints:
+            updates.append(self._settle(self.keys.hostless, member, "eq", int(hints["hosted"])))
+        if "gone" in hints:  # this incarnation's entries; the listing's if it is still this room's
+            updates.append(self.client.zrem(self.keys.expiry, member))
+            updates.append(self.client.zrem(self.keys.hostless, member))
             updates.append(self._settle(self.keys.index, code, "eq", int(hints["gone"])))
         for instance, entry in hints.get("unindex", ()):
             updates.append(self.client.srem(self.keys.instance_sockets(instance), entry))
@@ -329,7 +332,7 @@ class RoomStore:
                     await guard(
                         asyncio.gather(
                             self.client.zadd(self.keys.index, {code: now}),
-                            self.client.zadd(self.keys.expiry, {code: now + self.ttl_ms}),
+                            self.client.zadd(self.keys.expiry, {keys.scheduled(code, incarnation): now + self.ttl_ms}),
                         ),
                         self.command_timeout,
                     )
@@ -593,15 +596,17 @@ class RoomStore:
         live = await self._live_instances()
         changed = []
         for raw, score in due:
-            code = _text(raw)
-            value, hints = await self._room_raw("host_grace", code, grace_ms, self.ttl_ms, now, live)
+            member = _text(raw)
+            code, incarnation = keys.parse_scheduled(member)
+            value, hints = await self._room_raw("host_grace", code, incarnation, grace_ms, self.ttl_ms, now, live)
             if int(value):
                 changed.append(code)
             pending = hints.pop("hostless", None)
+            hints.pop("inc", None)
             if pending is None:
-                await guard(self._settle(self.keys.hostless, code, "eq", score), self.command_timeout)
+                await guard(self._settle(self.keys.hostless, member, "eq", score), self.command_timeout)
             elif int(pending) != int(score):
-                await guard(self._settle(self.keys.hostless, code, "eq", score, pending), self.command_timeout)
+                await guard(self._settle(self.keys.hostless, member, "eq", score, pending), self.command_timeout)
             if hints:
                 await self._apply(code, hints)
         return changed
@@ -628,9 +633,10 @@ class RoomStore:
         An administrator's "keep this room"; no event, ``updatedAt`` unchanged. Returns the
         new ``expiresAt`` (ms); ``ROOM_NOT_FOUND`` if the room is gone.
         """
-        expires = int(await self._room("extend", code, self.ttl_ms, now_ms()))
-        await guard(self.client.zadd(self.keys.expiry, {code: expires}), self.command_timeout)
-        return expires
+        expires, incarnation = await self._room("extend", code, self.ttl_ms, now_ms())
+        member = keys.scheduled(code, _text(incarnation))  # XX: a room closed meanwhile stays unscheduled
+        await guard(self.client.zadd(self.keys.expiry, {member: int(expires)}, xx=True), self.command_timeout)
+        return int(expires)
 
     # -- expiry -----------------------------------------------------------
 
@@ -650,26 +656,24 @@ class RoomStore:
         )
         closed = []
         for raw, score in due:
-            code = _text(raw)
-            (status, number), hints = await self._room_raw("expire", code, now)
+            member = _text(raw)
+            code, incarnation = keys.parse_scheduled(member)
+            (status, number), hints = await self._room_raw("expire", code, incarnation, now)
             status, number = _text(status), int(number)
             if hints:
                 await self._apply(code, hints)
             settle: list[Awaitable[Any]]
-            if status == "alive":
-                deadline = now + (number if number > 0 else self.ttl_ms)
-                settle = [self._settle(self.keys.expiry, code, "eq", score, deadline)]
+            if status == "alive":  # re-armed unless closed (and unscheduled) meanwhile
+                settle = [self._settle(self.keys.expiry, member, "eq", score, int(number))]
             elif status == "expired":
                 closed.append(code)
                 settle = [
-                    self._settle(self.keys.expiry, code, "eq", score),
+                    self.client.zrem(self.keys.expiry, member),
+                    self.client.zrem(self.keys.hostless, member),
                     self._settle(self.keys.index, code, "eq", number),
                 ]
-            else:  # gone: its rooms:index entry, if any, was created at least a TTL before score
-                settle = [
-                    self._settle(self.keys.expiry, code, "eq", score),
-                    self._settle(self.keys.index, code, "le", score - self.ttl_ms),
-                ]
+            else:  # gone: nothing of this incarnation is left
+                settle = [self.client.zrem(self.keys.expiry, member)]
             await guard(asyncio.gather(*settle), self.command_timeout)
         return closed
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from roomctl.cli import cli
+from roomd.domain import keys
 from roomd.domain.store import RoomStore
 from tests.support.processes import RedisServer
 
@@ -18,16 +19,18 @@ CLEAN_ENV: dict[str, str | None] = {
     name: None
     for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "ROOMCTL_REDIS_URL", "STATE_DIR", "FORCE_COLOR",
                  "TTY_COMPATIBLE", "NO_COLOR", "ROOM_TTL_SECONDS", "ROOM_CODE_ALPHABET", "ROOM_CODE_LENGTH",
-                 "ROOM_MAX_USERS", "ROOMD_ENV", "ROOMCTL_ENV_FILE")
+                 "ROOM_MAX_USERS", "ROOMD_ENV", "ROOMCTL_ENV_FILE", "REDIS_KEY_PREFIX")
 }  # fmt: skip
 
 Roomctl = Callable[..., Awaitable[Result]]
 
 
 def invoke(*args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
-    """roomctl with no environment file and a clean environment (CliRunner restores the variables afterwards)."""
-    return CliRunner().invoke(cli, ["--env-file", "", *args], input=input,
-                              env={**CLEAN_ENV, **(env or {})}, prog_name="roomctl")  # fmt: skip
+    """roomctl with no environment file and a clean environment (CliRunner restores the variables afterwards,
+    and the key layout roomctl configures for its process, REDIS_KEY_PREFIX, is restored too)."""
+    with keys.using(keys.layout().prefix):
+        return CliRunner().invoke(cli, ["--env-file", "", *args], input=input,
+                                  env={**CLEAN_ENV, **(env or {})}, prog_name="roomctl")  # fmt: skip
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import pytest
 
 from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError
-from roomd.domain.keys import EXPIRY_KEY, INDEX_KEY, channel, room_key
+from roomd.domain.keys import channel, claim_key, expiry_key, index_key, room_key, users_key
 from roomd.domain.store import RoomStore
 from tests.roomctl.conftest import Roomctl, as_json, room_data_keys
+from tests.support.schedule import scheduled
 
 HOUR_MS = 3_600_000
 
@@ -148,16 +149,18 @@ async def test_extend_rearms_every_key_with_the_configured_ttl(roomctl: Roomctl,
     room = json.loads(await store.client.get(room_key(host.room_code)))
     room.pop("ttlMs", None)  # a record without its own TTL: the configured one applies
     await store.client.set(room_key(host.room_code), json.dumps(room), px=5_000)
-    for key in (f"room:{host.room_code}:users", f"user:{host.user_id}", f"user:{player.user_id}"):
+    for key in (users_key(host.room_code), claim_key(host.room_code)):
         await store.client.pexpire(key, 5_000)
     result = as_json(await roomctl("rooms", "extend", host.room_code, "--json", env={"ROOM_TTL_SECONDS": "900"}))
     assert result["code"] == host.room_code and result["expiresAt"].endswith("Z")
-    for key in (room_key(host.room_code), f"room:{host.room_code}:users", f"user:{host.user_id}",
-                f"user:{player.user_id}"):  # fmt: skip
+    for key in (room_key(host.room_code), users_key(host.room_code)):  # members live in the users hash
         assert 890_000 < await store.client.pttl(key) <= 900_000, key
+    assert await store.client.pttl(claim_key(host.room_code)) > 900_000  # the claim outlives the room
+    assert len(await store.get_members(host.room_code)) == 2 and player.user_id
     after = json.loads(await store.client.get(room_key(host.room_code)))
     assert after["updatedAt"] == room["updatedAt"]  # not a change of the room: idle stays idle
-    assert abs(await store.client.zscore(EXPIRY_KEY, host.room_code) - after["expiresAt"]) < 1
+    member = await scheduled(store.client, host.room_code)
+    assert abs(await store.client.zscore(expiry_key(), member) - after["expiresAt"]) < 1
 
 
 async def test_extend_uses_the_rooms_own_ttl(roomctl: Roomctl, store: RoomStore) -> None:
@@ -216,7 +219,7 @@ async def test_close_idle_rooms(roomctl: Roomctl, store: RoomStore) -> None:
     done = as_json(await roomctl("rooms", "close", "--idle-for", "2h", "--yes", "--json"))
     assert done == {"closed": [idle.room_code], "skipped": []}
     assert not await store.client.exists(room_key(idle.room_code))
-    assert await store.client.zscore(INDEX_KEY, idle.room_code) is None
+    assert await store.client.zscore(index_key(), idle.room_code) is None
     assert await store.client.exists(room_key(busy.room_code), room_key(fresh.room_code)) == 2
     nothing = await roomctl("rooms", "close", "--idle-for", "2h", "--yes")
     assert nothing.exit_code == 0 and nothing.stdout == "0 room(s) idle for 2h closed\n"

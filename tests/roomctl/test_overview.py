@@ -8,16 +8,16 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
+from roomd.domain.keys import index_key, room_key
 from roomd.domain.overview import Overview, encode_cursor, parse_cursor
-from roomd.domain.store import INDEX_KEY
 
 
 async def put_rooms(client: aioredis.Redis, rooms: dict[str, int]) -> None:
     """Minimal stored rooms with chosen index scores (creation times)."""
     async with client.pipeline(transaction=False) as pipe:
         for code, created in rooms.items():
-            pipe.set(f"room:{code}", json.dumps({"code": code, "hostId": "h", "createdAt": created}))
-            pipe.zadd(INDEX_KEY, {code: created})
+            pipe.set(room_key(code), json.dumps({"code": code, "hostId": "h", "createdAt": created}))
+            pipe.zadd(index_key(), {code: created})
         await pipe.execute()
 
 
@@ -50,16 +50,16 @@ async def test_rooms_closed_between_pages_do_not_hide_others(redis_client: aiore
     await put_rooms(redis_client, {"A": 1, "B": 2, "C": 3, "D": 4})
     overview = Overview(redis_client)
     first = await overview.list_rooms(2)
-    await redis_client.zrem(INDEX_KEY, "D")  # closed meanwhile
+    await redis_client.zrem(index_key(), "D")  # closed meanwhile
     assert [r.room["code"] for r in (await overview.list_rooms(2, first.next_cursor)).rooms] == ["B", "A"]
 
 
 async def test_expired_entries_are_skipped_not_deleted_and_the_page_filled(redis_client: aioredis.Redis) -> None:
     await put_rooms(redis_client, {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5})
-    await redis_client.delete("room:E", "room:C")  # expired; their index entries linger until roomd's sweep
+    await redis_client.delete(room_key("E"), room_key("C"))  # expired; their index entries linger until roomd's sweep
     page = await Overview(redis_client).list_rooms(2)
     assert [r.room["code"] for r in page.rooms] == ["D", "B"] and page.next_cursor == encode_cursor((2, "B"))
-    assert await redis_client.zrevrange(INDEX_KEY, 0, -1) == [b"E", b"D", b"C", b"B", b"A"]  # read-only
+    assert await redis_client.zrevrange(index_key(), 0, -1) == [b"E", b"D", b"C", b"B", b"A"]  # read-only
 
 
 async def test_filtered_pages_continue_after_the_last_room_examined(redis_client: aioredis.Redis) -> None:
@@ -107,7 +107,7 @@ async def test_overview_works_under_a_read_only_acl(private_redis, tmp_path) -> 
         host = await store.create_room("Ana")
         player = await store.join_room(host.room_code, "Bob")
         gone = await store.create_room("Gone")
-        await admin.delete(f"room:{gone.room_code}")  # expired, not yet swept: its index entry lingers
+        await admin.delete(room_key(gone.room_code))  # expired, not yet swept: its index entry lingers
         url = server.url.replace("redis://", "redis://monitor:pw@")
 
         async def ctl(*args: str):
@@ -118,9 +118,10 @@ async def test_overview_works_under_a_read_only_acl(private_redis, tmp_path) -> 
         assert as_json(await ctl("rooms", "list", "--json", "--empty"))["rooms"][0]["code"] == host.room_code
         assert as_json(await ctl("stats", "--json"))["members"] == 2
         assert as_json(await ctl("rooms", "show", host.room_code, "--json"))["room"]["memberCount"] == 2
-        assert as_json(await ctl("users", "show", player.user_id, "--json"))["user"]["displayName"] == "Bob"
+        shown = as_json(await ctl("users", "show", host.room_code, player.user_id, "--json"))
+        assert shown["user"]["displayName"] == "Bob"
         assert as_json(await ctl("users", "find", "bo", "--json"))["users"][0]["id"] == player.user_id
-        assert await admin.zscore(INDEX_KEY, gone.room_code) is not None  # skipped, not deleted
+        assert await admin.zscore(index_key(), gone.room_code) is not None  # skipped, not deleted
         refused = await ctl("rooms", "lock", host.room_code)  # the ACL is real: writes are refused
         assert refused.exit_code == 3 and "no permissions" in refused.stderr
     finally:

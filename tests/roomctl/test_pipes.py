@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from roomd.domain.keys import channel
 from roomd.domain.store import RoomStore
 from tests.roomctl.test_live import ENV, ROOMCTL
 from tests.support.processes import RedisServer, free_port
@@ -56,7 +57,7 @@ async def subscribed(store: RoomStore, channel: str) -> None:
 @pytest.mark.parametrize(
     "args",
     [["rooms", "list"], ["rooms", "list", "--json"], ["stats"], ["rooms", "show", "{code}"],
-     ["users", "show", "{user}"], ["rooms", "lock", "{code}"]],
+     ["users", "show", "{code}", "{user}"], ["rooms", "lock", "{code}"]],
     ids=lambda a: " ".join(a),
 )  # fmt: skip
 async def test_a_closed_reader_ends_every_command_quietly(redis_server, store: RoomStore, args: list[str]) -> None:
@@ -80,7 +81,7 @@ async def test_events_into_head_ends_with_sigpipe(redis_server, store: RoomStore
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    await subscribed(store, f"room:{host.room_code}:events")
+    await subscribed(store, channel(host.room_code))
     await store.set_lock(host.room_code, None, "lock")  # head prints this one and exits
     for _ in range(3):  # later events: a writer that ignores EPIPE would print "Redis unreachable" and exit 3
         await store.set_lock(host.room_code, None, "toggle")
@@ -97,7 +98,7 @@ async def test_events_notices_its_reader_leave_without_another_event(redis_serve
                             stderr=subprocess.PIPE, env=ENV)  # fmt: skip
     os.close(write)
     try:
-        await subscribed(store, f"room:{host.room_code}:events")
+        await subscribed(store, channel(host.room_code))
         os.close(read)  # the reader goes away in a quiet room
         assert await asyncio.to_thread(proc.wait, 20) == -signal.SIGPIPE
         assert proc.stderr is not None and b"error" not in proc.stderr.read()
@@ -127,7 +128,7 @@ async def test_events_into_a_full_disk(redis_server, store: RoomStore) -> None:
         stdout=full, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     os.close(full)
-    await subscribed(store, f"room:{host.room_code}:events")
+    await subscribed(store, channel(host.room_code))
     await store.set_lock(host.room_code, None, "lock")
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 4 and err.decode().splitlines() == [

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from roomd.domain.store import INDEX_KEY, RoomStore
+from roomd.domain.keys import index_key, room_key
+from roomd.domain.store import RoomStore
 from tests.roomctl.conftest import Roomctl, as_json, room_data_keys
 
 
@@ -55,10 +56,10 @@ async def test_list_more_pages_hint_on_stderr(roomctl: Roomctl, store: RoomStore
 async def test_list_skips_expired_entries(roomctl: Roomctl, store: RoomStore, redis_client) -> None:
     alive = await store.create_room("Alive")
     gone = await store.create_room("Gone")
-    await redis_client.delete(f"room:{gone.room_code}")  # as if it expired
+    await redis_client.delete(room_key(gone.room_code))  # as if it expired
     listed = as_json(await roomctl("--json", "rooms", "list"))
     assert [r["code"] for r in listed["rooms"]] == [alive.room_code]
-    assert await redis_client.zscore(INDEX_KEY, gone.room_code) is not None  # read-only: the sweep removes it
+    assert await redis_client.zscore(index_key(), gone.room_code) is not None  # read-only: the sweep removes it
 
 
 async def test_list_rejects_a_bad_cursor(roomctl: Roomctl) -> None:
@@ -108,7 +109,7 @@ async def test_close_asks_first(roomctl: Roomctl, store: RoomStore) -> None:
     done = await roomctl("rooms", "close", host.room_code.lower(), input="y\n")
     assert done.exit_code == 0 and f"room {host.room_code} closed" in done.stdout
     assert await store.get_members(host.room_code) == []
-    assert await store.client.zscore(INDEX_KEY, host.room_code) is None
+    assert await store.client.zscore(index_key(), host.room_code) is None
 
 
 async def test_close_json_deletes_every_key(roomctl: Roomctl, store: RoomStore) -> None:
@@ -116,7 +117,7 @@ async def test_close_json_deletes_every_key(roomctl: Roomctl, store: RoomStore) 
     player = await store.join_room(host.room_code, "Bob")
     assert as_json(await roomctl("rooms", "close", host.room_code, "--yes", "--json")) == {"closed": host.room_code}
     assert await room_data_keys(store) == []  # room, members, users, index and expiry entries
-    assert await store.get_user(player.user_id) is None
+    assert await store.get_user(host.room_code, player.user_id) is None
 
 
 async def test_lock_unlock(roomctl: Roomctl, store: RoomStore) -> None:

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 from click.testing import Result
 
-from roomd.domain.store import INSTANCES_KEY, RoomStore
+from roomd.domain.keys import channel, index_key, instances_key, room_key
+from roomd.domain.store import RoomStore
 from tests.roomctl.conftest import Roomctl, as_json
 
 
@@ -18,12 +19,12 @@ async def test_stats(roomctl: Roomctl, store: RoomStore, redis_client) -> None:
     host = await store.create_room("Ana")
     player = await store.join_room(host.room_code, "Bob")
     gone = await store.create_room("Gone")
-    await redis_client.delete(f"room:{gone.room_code}")  # expired: neither counted nor listed again
+    await redis_client.delete(room_key(gone.room_code))  # expired: neither counted nor listed again
     await store.create_room("Solo")
     await store.connect(host.room_code, player.user_id, "s")
     now = int(time.time() * 1000)
     instances = {"web1:42:3000": now, "web3:9:3000": now - 1000, "web2:7:3000": now - 60_000}  # web2 is stale
-    await redis_client.zadd(INSTANCES_KEY, instances)
+    await redis_client.zadd(instances_key(), instances)
     result = as_json(await roomctl("stats", "--json"))
     assert (result["rooms"], result["members"], result["connectedMembers"]) == (2, 3, 1)
     assert [i["id"] for i in result["instances"]] == ["web1:42:3000", "web3:9:3000"]  # by id
@@ -36,8 +37,8 @@ async def test_stats(roomctl: Roomctl, store: RoomStore, redis_client) -> None:
 async def test_stats_walks_every_page(roomctl: Roomctl, store: RoomStore, redis_client) -> None:
     async with redis_client.pipeline(transaction=False) as pipe:  # more rooms than one stats chunk (500)
         for n in range(1200):
-            pipe.set(f"room:R{n}", json.dumps({"code": f"R{n}", "hostId": "x", "createdAt": n}))
-            pipe.zadd("rooms:index", {f"R{n}": n % 7})  # many equal scores: paging must not skip nor repeat
+            pipe.set(room_key(f"R{n}"), json.dumps({"code": f"R{n}", "hostId": "x", "createdAt": n}))
+            pipe.zadd(index_key(), {f"R{n}": n % 7})  # many equal scores: paging must not skip nor repeat
         await pipe.execute()
     assert as_json(await roomctl("--json", "stats"))["rooms"] == 1200
 
@@ -49,16 +50,16 @@ STOP = '{}\n{"event": "room:closed", "data": {"reason": "ADMIN_CLOSED"}}'
 async def following(roomctl: Roomctl, store: RoomStore, code: str, *args: str) -> AsyncIterator[asyncio.Task[Result]]:
     """``roomctl events CODE`` running in a thread, subscribed; stopped even if the test fails."""
     task = asyncio.create_task(roomctl("events", code, *args))
-    channel = f"room:{code.upper()}:events"
+    name = channel(code.upper())
     try:
         for _ in range(250):
-            if (await store.client.pubsub_numsub(channel))[0][1] or task.done():
+            if (await store.client.pubsub_numsub(name))[0][1] or task.done():
                 break
             await asyncio.sleep(0.02)
         yield task
     finally:
         while not task.done():  # a room:closed frame ends the follower (a thread cannot be cancelled)
-            await store.client.publish(channel, STOP)
+            await store.client.publish(name, STOP)
             await asyncio.wait([task], timeout=0.5)
 
 

@@ -14,6 +14,7 @@ from roomd.domain.errors import DomainError
 from roomd.domain.keys import channel, history_key, hostless_key, room_key, state_key, values_key
 from roomd.domain.store import Resumed, RoomOptions, RoomStore, Snapshot
 from roomd.protocol import ErrorCode
+from tests.support.schedule import scheduled
 
 
 async def members(store: RoomStore, count: int, **options: Any) -> tuple[str, list[str]]:
@@ -153,13 +154,13 @@ async def test_host_grace_hands_over_once_to_the_longest_standing_connected_memb
     await store.disconnect(plain, plain_host, "s0")  # hostMigration "leave": never swept
     await store.disconnect(code, p1, "s1")  # the oldest player is offline: p2 is the heir
     await store.disconnect(code, host, "s0")
-    assert await redis_client.zscore(hostless_key(), code) is not None
-    assert await redis_client.zscore(hostless_key(), plain) is None
+    assert await redis_client.zscore(hostless_key(), await scheduled(redis_client, code)) is not None
+    assert await redis_client.zscore(hostless_key(), await scheduled(redis_client, plain)) is None
     assert await store.migrate_absent_hosts(60_000) == []  # not yet due
     changes = await asyncio.gather(store.migrate_absent_hosts(0), other.migrate_absent_hosts(0))
     assert changes[0] + changes[1] == [code]
     assert (await store.get_room(code))["hostId"] == p2
-    assert await redis_client.zscore(hostless_key(), code) is None
+    assert await redis_client.zscore(hostless_key(), await scheduled(redis_client, code)) is None
 
 
 async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_returns(redis_client) -> None:
@@ -168,7 +169,9 @@ async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_ret
     await store.disconnect(code, p1, "s1")
     await store.disconnect(code, host, "s0")
     assert await store.migrate_absent_hosts(0) == []  # nobody connected: nothing changes...
-    assert await redis_client.zscore(hostless_key(), code) is None  # ...and the room leaves the sweep
+    assert (
+        await redis_client.zscore(hostless_key(), await scheduled(redis_client, code)) is None
+    )  # ...and the room leaves the sweep
     await store.connect(code, p1, "s2")  # ...until someone connects
     assert await store.migrate_absent_hosts(0) == [code]
     assert (await store.get_room(code))["hostId"] == p1
@@ -176,7 +179,7 @@ async def test_host_grace_waits_for_someone_connected_and_ends_when_the_host_ret
     await store.disconnect(code, p1, "s2")
     await store.connect(code, host, "s3")
     await store.connect(code, p1, "s4")
-    assert await redis_client.zscore(hostless_key(), code) is None
+    assert await redis_client.zscore(hostless_key(), await scheduled(redis_client, code)) is None
     assert await store.migrate_absent_hosts(0) == []
 
 

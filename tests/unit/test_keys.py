@@ -25,6 +25,7 @@ from roomd.domain.store import INDEX_SCRIPTS, ROOM_SCRIPTS, RoomOptions, RoomSto
 from roomd.domain.throttle import Throttle
 from tests.support.processes import RedisServer
 from tests.support.redis_ha import ClusterServers
+from tests.support.schedule import scheduled
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 L = keys.Layout()
@@ -61,8 +62,9 @@ async def workload(store: RoomStore, client: Any, throttle: Throttle) -> list[st
     idle = await store.create_room("Idle")
     assert await store.close_if_idle(idle.room_code, 1) is False  # changed since
     expired = await store.create_room("Old")
+    member = await scheduled(client, expired.room_code, store.keys)
     await client.delete(store.keys.room(expired.room_code))  # as if Redis expired it
-    await client.zadd(store.keys.expiry, {expired.room_code: 0})
+    await client.zadd(store.keys.expiry, {member: 0})
     assert await store.expire_due_rooms() == [expired.room_code]
     await store.close_room(code, None)
     await store.close_room(idle.room_code, idle.user_id)
@@ -220,9 +222,9 @@ async def test_the_scripts_write_the_keys_this_module_names(store: RoomStore, re
     other |= {L.history(hostless.room_code)}
     indexes = {L.index, L.expiry, L.hostless, L.instances, L.instance_sockets("a:1:1:x")}
     assert written == room | other | indexes, "every key roomd writes is named in roomd.domain.keys"
-    for index in (L.index, L.expiry):
-        assert await redis_client.zscore(index, code) is not None
-    assert await redis_client.zscore(L.hostless, hostless.room_code) is not None
+    assert await redis_client.zscore(L.index, code) is not None
+    assert await redis_client.zscore(L.expiry, await scheduled(redis_client, code)) is not None
+    assert await redis_client.zscore(L.hostless, await scheduled(redis_client, hostless.room_code)) is not None
 
 
 async def test_events_are_published_on_the_channel_this_module_names(

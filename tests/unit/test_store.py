@@ -12,6 +12,7 @@ from roomd.domain import keys
 from roomd.domain.errors import DomainError
 from roomd.domain.store import CLAIM_GRACE_MS, RoomStore, new_user_id
 from roomd.protocol import ErrorCode
+from tests.support.schedule import scheduled
 
 L = keys.Layout()  # the layout the tests' stores use (no prefix)
 
@@ -39,7 +40,7 @@ async def test_create_makes_host_member_with_ttl(store: RoomStore, redis_client:
     assert claim == {"incarnation": room["incarnation"], "createdAt": room["createdAt"]}
     assert 600_000 < await redis_client.pttl(L.claim(m.room_code)) <= 600_000 + CLAIM_GRACE_MS  # outlives the room
     assert await redis_client.zscore(L.index, m.room_code) == room["createdAt"]
-    assert await redis_client.zscore(L.expiry, m.room_code) == room["expiresAt"]
+    assert await redis_client.zscore(L.expiry, await scheduled(redis_client, m.room_code)) == room["expiresAt"]
 
 
 async def test_codes_use_the_alphabet_and_length(redis_client: aioredis.Redis) -> None:
@@ -254,17 +255,18 @@ async def test_expiry_sweep_closes_expired_rooms_once(redis_client: aioredis.Red
     other = RoomStore(redis_client, ttl_seconds=600)  # a second instance sweeping too
     host = await store.create_room("Host")
     alive = await store.create_room("Alive")
+    expired, live = await scheduled(redis_client, host.room_code), await scheduled(redis_client, alive.room_code)
     await redis_client.delete(L.room(host.room_code))  # as if Redis expired it
-    await redis_client.zadd(L.expiry, {host.room_code: 0, alive.room_code: 0})
+    await redis_client.zadd(L.expiry, {expired: 0, live: 0})
     closed = await asyncio.gather(store.expire_due_rooms(), other.expire_due_rooms())
     assert sorted(closed[0] + closed[1]) == [host.room_code]
     # The live room was re-armed with its real deadline, not closed.
     deadline = json.loads(await redis_client.get(L.room(alive.room_code)))["expiresAt"]
-    assert deadline - 1_000 <= await redis_client.zscore(L.expiry, alive.room_code) <= deadline + 1_000
+    assert deadline - 1_000 <= await redis_client.zscore(L.expiry, live) <= deadline + 1_000
     await store.check_member(alive.room_code, alive.user_id)
     # The expired room left every index and its claim is gone: the code is free.
-    for index in (L.expiry, L.index):
-        assert await redis_client.zscore(index, host.room_code) is None
+    assert await redis_client.zscore(L.expiry, expired) is None
+    assert await redis_client.zscore(L.index, host.room_code) is None
     assert await keys_of(redis_client, host.room_code) == []
 
 
@@ -306,7 +308,7 @@ async def test_a_store_with_other_rules_keeps_the_rooms_ttl(redis_client: aiored
         assert await redis_client.pttl(L.claim(code)) > 590_000 + CLAIM_GRACE_MS
         # The sweep's schedule never lies past the room's real deadline (it may be earlier: a re-check).
         deadline = json.loads(await redis_client.get(L.room(code)))["expiresAt"]
-        assert await redis_client.zscore(L.expiry, code) <= deadline
+        assert await redis_client.zscore(L.expiry, await scheduled(redis_client, code)) <= deadline
     late = await roomctl_store.join_room(code, "Late")
     assert await member(redis_client, code, late.user_id) is not None
     assert await redis_client.pttl(L.users(code)) > 590_000
@@ -318,7 +320,7 @@ async def test_a_code_overdue_for_expiry_is_not_reused_before_the_sweep(redis_cl
     old = await store.create_room("Old")
     first = json.loads(await redis_client.get(L.room("Q"))).get("incarnation")
     await redis_client.delete(L.room("Q"))  # as if Redis expired it, before the sweep
-    await redis_client.zadd(L.expiry, {"Q": 0})
+    await redis_client.zadd(L.expiry, {await scheduled(redis_client, "Q"): 0})
     with pytest.raises(DomainError) as info:
         await store.create_room("New")
     assert info.value.code is ErrorCode.ROOM_CODE_GENERATION_FAILED

@@ -1,4 +1,4 @@
--- ARGV: code, grace_ms, ttl_ms, now, live instances (JSON list of the instance ids whose
+-- ARGV: code, incarnation (of the rooms:hostless entry), grace_ms, ttl_ms, now, live instances (JSON list of the instance ids whose
 --       heartbeat is fresh; '' = all live: a member of another instance cannot inherit)
 -- hostMigration 'disconnect': called by every instance's sweep for rooms whose
 -- rooms:hostless entry is older than now - grace. Re-checks everything, so concurrent
@@ -8,16 +8,18 @@
 -- Returns 1 if the host changed, else 0; a hostless hint (the host's real hostAwaySince)
 -- while the hand-over is still pending: the caller re-arms the entry with it, and
 -- otherwise drops it.
-local grace, ttl, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local live = live_set(ARGV[5])
+local incarnation = ARGV[2]
+local grace, ttl, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local live = live_set(ARGV[6])
 local raw = redis.call('GET', ROOM)
 if not raw then return reply(0) end
 local room = cjson.decode(raw)
+if (room.incarnation or '') ~= incarnation then return reply(0) end  -- a newer room took the code
 if room.hostMigration ~= 'disconnect' or not room.hostAwaySince then return reply(0) end
 local host = load_user(room.hostId)
 if host and host.isConnected then return reply(0) end
 if now - room.hostAwaySince < grace then
-  HINTS.hostless = room.hostAwaySince
+  hint(room, 'hostless', room.hostAwaySince)
   return reply(0)
 end
 local heir = nil

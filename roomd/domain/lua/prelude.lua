@@ -19,9 +19,16 @@ local DEFAULT_HISTORY_SIZE = 256
 
 -- Hints for the caller: hostless = ms since which the host has had no socket (add the room to
 -- rooms:hostless), hosted = the hostAwaySince that just ended (remove the entry if it still has
--- that score), gone = createdAt of the room just deleted (remove it from rooms:index if it still
--- has that score), unindex = {{instance, entry}, ...} socket-index entries to remove.
+-- that score), gone = createdAt of the room just deleted (its rooms:expiry and rooms:hostless
+-- entries go, its rooms:index entry if it still has that score), inc = the room's incarnation
+-- (rooms:expiry and rooms:hostless members are 'code|incarnation'), unindex = {{instance,
+-- entry}, ...} socket-index entries to remove.
 local HINTS = {}
+
+local function hint(room, name, value)
+  HINTS[name] = value
+  HINTS.inc = room.incarnation or ''
+end
 
 local function reply(value)
   if next(HINTS) == nil then return {value, ''} end
@@ -140,12 +147,18 @@ local function touch(room, ttl_ms, now)
   expire_room_keys(ttl_ms)
 end
 
--- Every key of the room goes (the claim too: the code is free again). rooms:index learns
--- it from the 'gone' hint; rooms:expiry and rooms:hostless entries are dropped by their sweeps.
+-- Every key of the room goes (the claim too: the code is free again). The cross-room
+-- indexes learn it from the 'gone' hint (with room nil, the expiry sweep updates them itself).
 local function delete_room(code, room)
   for _, u in ipairs(all_users()) do unindex_socket(code, u) end
+  local claim = redis.call('GET', CLAIM)
   redis.call('DEL', ROOM, USERS, HISTORY, STATE, VALUES, CLAIM)
-  if room and room.createdAt then HINTS.gone = room.createdAt end
+  if room then
+    -- rooms:index holds the claim's createdAt (the create's own clock), the record's at first
+    local created = (claim and cjson.decode(claim).createdAt) or room.createdAt
+    hint(room, 'gone', created)
+    HINTS.hostless, HINTS.hosted = nil, nil
+  end
 end
 
 -- hostMigration 'disconnect': keep room.hostAwaySince (and, through hints, rooms:hostless)
@@ -155,12 +168,12 @@ local function track_host(room, now)
   if room.hostMigration ~= 'disconnect' then return end
   local host = load_user(room.hostId)
   if host and host.isConnected then
-    if room.hostAwaySince then HINTS.hosted = room.hostAwaySince end
+    if room.hostAwaySince then hint(room, 'hosted', room.hostAwaySince) end
     HINTS.hostless = nil
     room.hostAwaySince = nil
   else
     room.hostAwaySince = room.hostAwaySince or now
-    HINTS.hostless = room.hostAwaySince
+    hint(room, 'hostless', room.hostAwaySince)
     HINTS.hosted = nil
   end
 end

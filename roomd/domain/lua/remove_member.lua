@@ -31,7 +31,7 @@ local new_host = ''
 if room.hostId == target then
   local heir = next_host(live)
   room.hostId = heir.id
-  if room.hostAwaySince then HINTS.hosted = room.hostAwaySince end
+  if room.hostAwaySince then hint(room, 'hosted', room.hostAwaySince) end
   room.hostAwaySince = nil
   new_host = heir.id
   -- The heir now reads every state entry: it re-reads a snapshot.

@@ -11,7 +11,7 @@ if new_host == room.hostId then return redis.error_reply('ALREADY_HOST') end
 if not is_member(new_host) then return redis.error_reply('MEMBER_NOT_FOUND') end
 local old_host = room.hostId
 room.hostId = new_host
-if room.hostAwaySince then HINTS.hosted = room.hostAwaySince end
+if room.hostAwaySince then hint(room, 'hosted', room.hostAwaySince) end
 room.hostAwaySince = nil
 publish(room, 'room:host_updated', {hostId = new_host, reason = 'TRANSFERRED'}, {resync = {new_host, old_host}})
 track_host(room, now)
