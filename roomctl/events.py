@@ -1,10 +1,13 @@
 """``roomctl events``: a room's live event stream (or every room's), exactly the frames members receive.
 
-Each bus message is ``<meta JSON>\\n<frame JSON>``; the frame is printed, the
-meta (routing for roomd instances: seq, skip, direct, close, incarnation, and
-whatever roomd adds later) is not, and is parsed tolerantly: a meta that is not
-a JSON object is ignored, and a message without a readable frame is skipped with
-a note on stderr instead of ending the stream.
+Each bus message (format and codec: ``roomd/domain/bus_message.py``) is a frame and
+its routing meta; the frame is printed, the meta is only read for the recipients of
+game events, tolerantly: a meta that cannot be read is ignored, and a message without
+a readable frame is skipped with a note on stderr instead of ending the stream.
+
+On a Redis Cluster the scripts SPUBLISH: one room is followed with SSUBSCRIBE (on
+the master serving its slot); ``--all`` is refused there, sharded pub/sub having no
+pattern subscriptions.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from collections.abc import Collection
 from typing import Any
 
 import click
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 from roomctl.connection import Backend
 from roomctl.context import ROOM_CODE, Command, Ctl, Failure, common_options, pass_ctl
 from roomctl.output import OutputError, now_ms, watch_reader
-from roomd.domain.bus_message import BusMessage, BusMessageError
-from roomd.domain.keys import channel, room_of_channel
+from roomd.domain.bus_message import BusMessage, BusMessageError, frame_of
+from roomd.domain.keys import channel, layout, room_of_channel
 
 READER_CHECK_SECONDS = 0.5  # how soon a closed pipe is noticed in a quiet room
 PREVIEW_CHARS = 200  # of a game message's data or a state value, in text output (--json: whole)
@@ -79,28 +85,6 @@ def routing(frame: dict[str, Any], to: Collection[str] | None, skip: str | None)
     return extra
 
 
-def parse_bus_message(data: bytes | str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``(meta, frame)`` of a bus message, or None if it carries no frame {event, data}.
-
-    Only the frame matters to roomctl; unknown meta fields are ignored.
-    """
-    raw = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    meta_text, newline, frame_text = raw.partition("\n")
-    if not newline:
-        return None
-    try:
-        frame = json.loads(frame_text)
-    except ValueError:
-        return None
-    if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
-        return None
-    try:
-        meta = json.loads(meta_text)
-    except ValueError:
-        meta = {}
-    return (meta if isinstance(meta, dict) else {}), frame
-
-
 def recipients(raw: bytes | str) -> tuple[frozenset[str] | None, str | None]:
     """``to`` and ``skip`` of a bus message, read by the codec; (None, None) if its meta is unreadable."""
     try:
@@ -114,6 +98,45 @@ def show(ctl: Ctl, frame: dict[str, Any], raw: bytes | str, room: str | None = N
     """Print one frame; game events readably, with their recipients (the administrator sees every one)."""
     to, skip = recipients(raw) if frame.get("event") in GAME_EVENTS else (None, None)
     ctl.out.event(frame, now_ms(), room, summary=game_summary(frame, to, skip), extra=routing(frame, to, skip))
+
+
+class _Feed:
+    """Bus messages of one room or of every room: SUBSCRIBE/PSUBSCRIBE on one Redis (or
+    Sentinel), SSUBSCRIBE on a Cluster (redis-py's cluster pub/sub finds the room's master)."""
+
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
+        self._client = client
+        self._pubsub: PubSub | ClusterPubSub = client.pubsub()
+
+    async def every_room(self) -> None:
+        if isinstance(self._pubsub, ClusterPubSub):
+            raise Failure(
+                "--all needs one Redis: on a Redis Cluster rooms publish with SPUBLISH, which has no "
+                "pattern subscriptions; follow one room at a time (roomctl events CODE)"
+            )
+        await self._pubsub.psubscribe(layout().every_room_channel())
+
+    async def room(self, code: str) -> None:
+        if isinstance(self._client, RedisCluster) and isinstance(self._pubsub, ClusterPubSub):
+            await self._client.initialize()  # the slot map: ssubscribe does not read it itself
+            await self._pubsub.ssubscribe(channel(code))
+        else:
+            await self._pubsub.subscribe(channel(code))
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next message (None after READER_CHECK_SECONDS without one)."""
+        if isinstance(self._pubsub, ClusterPubSub):
+            message = await self._pubsub.get_sharded_message(
+                ignore_subscribe_messages=True, timeout=READER_CHECK_SECONDS
+            )
+        else:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=READER_CHECK_SECONDS)
+        if message is None or message["type"] not in ("message", "pmessage", "smessage"):
+            return None
+        return message
+
+    async def aclose(self) -> None:
+        await self._pubsub.aclose()
 
 
 def _broken_pipe() -> OutputError:
@@ -144,30 +167,29 @@ def events(ctl: Ctl, code: str | None, every_room: bool, count: int | None) -> N
         raise click.UsageError("give a room CODE or --all (not both)")
 
     async def follow(b: Backend) -> None:
-        pubsub = b.client.pubsub()
+        feed = _Feed(b.client)
         gone = asyncio.Event()
         stop_watching = watch_reader(gone.set)
         try:
             if code is None:
-                await pubsub.psubscribe(channel("*"))
+                await feed.every_room()
                 ctl.out.note("following every room (Ctrl-C to stop)")
             else:
-                await pubsub.subscribe(channel(code))  # before the check: no event can slip in between
+                await feed.room(code)  # before the check: no event can slip in between
                 if await b.overview.room(code) is None:
                     raise Failure(f"room {code} not found")
                 ctl.out.note(f"following room {code} (Ctrl-C to stop)")
             seen = 0
             while count is None or seen < count:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=READER_CHECK_SECONDS)
+                message = await feed.next()
                 if gone.is_set():
                     raise _broken_pipe()
-                if message is None or message["type"] not in ("message", "pmessage"):
+                if message is None:
                     continue
-                parsed = parse_bus_message(message["data"])
-                if parsed is None:
+                frame = frame_of(message["data"])  # whatever its meta: the frame is what members got
+                if frame is None:
                     ctl.out.note("skipped a bus message without a readable frame")
                     continue
-                _, frame = parsed
                 seen += 1
                 if code is None:
                     name = message["channel"]
@@ -179,7 +201,7 @@ def events(ctl: Ctl, code: str | None, every_room: bool, count: int | None) -> N
                     break
         finally:
             stop_watching()
-            await pubsub.aclose()
+            await feed.aclose()
 
     with contextlib.suppress(KeyboardInterrupt):
         ctl.run(follow, room=code or "")
