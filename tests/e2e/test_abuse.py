@@ -9,6 +9,7 @@ import socket
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from roomd.domain.keys import channel
 from tests.support.clients import Api, Socket, http, inert_websocket
 from tests.support.processes import RoomdProcess
 
@@ -111,7 +112,7 @@ async def test_slow_consumer_is_cut_off_and_memory_stays_bounded(spawn_roomd, re
         for _ in range(40):  # ~20 MB pushed at a client that reads nothing
             async with redis_client.pipeline(transaction=False) as pipe:
                 for _ in range(32):
-                    pipe.publish(f"room:{host['roomCode']}:events", message)
+                    pipe.publish(channel(host["roomCode"]), message)
                 await pipe.execute()
             sent += 32
             for _ in range(32):  # the readers keep up

@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-from roomd.domain.store import INSTANCES_KEY
+from roomd.domain.keys import instances_key
 from tests.e2e.game_support import Member, mark, reconnect, room
 from tests.support.clients import Api
 from tests.support.processes import RoomdProcess
@@ -79,5 +79,5 @@ async def test_the_host_role_passes_when_the_hosts_process_is_killed(
     assert frames[-1]["data"]["user"]["id"] == host.id
     await handed_over(p1, p1)
     await handed_over(p2, p1)
-    instances = [i.decode() for i in await redis_client.zrange(INSTANCES_KEY, 0, -1)]
+    instances = [i.decode() for i in await redis_client.zrange(instances_key(), 0, -1)]
     assert not [i for i in instances if f":{pid}:" in i]

@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from roomd import protocol
+from roomd.domain.keys import layout
 from tests.support.clients import Api, http
 from tests.support.processes import TEST_SECRET, RoomdProcess
 
@@ -20,7 +21,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 async def state_keys(client) -> set[bytes]:
     """Every key but the rate limiter's counters."""
-    return {k async for k in client.scan_iter() if not k.startswith(b"throttle:")}
+    return {k async for k in client.scan_iter() if not k.decode().startswith(layout().throttle_prefix)}
 
 
 def assert_error(r, status: int, code: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from roomd.domain.keys import instances_key, room_key, users_key
 from tests.support.clients import Api, Socket, http
 from tests.support.processes import ROOT, RoomdProcess, free_port
 
@@ -103,7 +104,7 @@ async def test_sigterm_drains_gracefully(spawn_roomd, redis_client) -> None:
     assert await asyncio.to_thread(a.process.wait, 15) == 0
     # Members stay members, marked disconnected; they resume on another instance.
     for member in (host, player):
-        user = json.loads(await redis_client.get(f"user:{member['userId']}"))
+        user = json.loads(await redis_client.hget(users_key(member["roomCode"]), member["userId"]))
         assert user["isConnected"] is False
     again = await Socket.connect(b.ws, player["token"])
     state = await again.expect("room:state")
@@ -114,7 +115,7 @@ async def test_workers_share_the_port(spawn_roomd, redis_client) -> None:
     port = str(free_port())
     server: RoomdProcess = spawn_roomd(WORKERS="2", PORT=port)
     for _ in range(100):
-        instances = await redis_client.zrange("roomd:instances", 0, -1)
+        instances = await redis_client.zrange(instances_key(), 0, -1)
         if len([i for i in instances if f":{port}:".encode() in i]) == 2:  # host:pid:port:random
             break
         await asyncio.sleep(0.1)
@@ -179,7 +180,7 @@ async def test_redis_restart_under_live_sockets(spawn_roomd, private_redis) -> N
     await hs.send("room:toggle_lock")
     assert await ps.expect("room:lock_toggled") == {"isLocked": True}
     client = redis.Redis(port=private.port)
-    assert client.exists(f"room:{host['roomCode']}")
+    assert client.exists(room_key(host["roomCode"]))
     client.close()
 
 

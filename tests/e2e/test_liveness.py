@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from roomd.domain.keys import expiry_key
 from tests.support.clients import Api, Socket, inert_websocket
 from tests.support.processes import RoomdProcess
+from tests.support.schedule import entries_of
 
 
 async def test_two_processes_share_rooms_and_events(spawn_roomd, redis_client) -> None:
@@ -78,4 +80,4 @@ async def test_expiry_closes_live_sockets(spawn_roomd, redis_client) -> None:
     assert await hs.expect("room:closed", timeout=10) == {"reason": "EXPIRED"}
     assert await hs.closed() == 4410
     assert (await Api(server.http).room(host["roomCode"])).status == 404
-    assert await redis_client.zscore("rooms:expiry", host["roomCode"]) is None
+    assert await entries_of(redis_client, expiry_key(), host["roomCode"]) == []

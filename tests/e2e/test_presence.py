@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from roomd.domain.store import INSTANCES_KEY, RoomStore, channel, make_redis_client
+from roomd.domain.keys import channel, expiry_key, instance_sockets_key, instances_key, layout, room_key, users_key
+from roomd.domain.store import RoomStore, make_redis_client
 from tests.support.clients import Api, Socket, http
 from tests.support.processes import RedisServer, RoomdProcess
 
@@ -59,14 +60,13 @@ async def test_members_of_a_killed_instance_become_disconnected(spawn_roomd, red
     ls = await Socket.connect(b.ws, late["token"])
     state = await ls.expect("room:state")
     assert {u["displayName"]: u["isConnected"] for u in state["users"]} == {"Bea": True, "Gus": False, "Lia": True}
-    user = json.loads(await redis_client.get(f"user:{ghost['userId']}"))
+    user = json.loads(await redis_client.hget(users_key(code), ghost["userId"]))
     assert user["isConnected"] is False and user["socketId"] == ""
     # The dead instance is gone from the heartbeat set once reaped, with its socket index.
-    instances = [i.decode() for i in await redis_client.zrange(INSTANCES_KEY, 0, -1)]
+    instances = [i.decode() for i in await redis_client.zrange(instances_key(), 0, -1)]
     assert not [i for i in instances if f":{a.port}:" in i]
-    assert not await redis_client.keys("roomd:instance:*:sockets") or all(
-        f":{a.port}:" not in k.decode() for k in await redis_client.keys("roomd:instance:*:sockets")
-    )
+    indexes = await redis_client.keys(instance_sockets_key("*"))
+    assert not indexes or all(f":{a.port}:" not in k.decode() for k in indexes)
     # Exactly one user:disconnected (two live instances reaped): the next frames up to a later
     # marker (the newcomer's join) hold no second one.
     while (frame := await hs.next_event())["event"] != "user:joined":
@@ -92,11 +92,12 @@ async def test_host_role_never_passes_to_a_member_of_a_dead_instance(spawn_roomd
     pid = a.process.pid
     kill(a)
     # Make A's heartbeat stale at once instead of waiting 15 s.
-    ids = [i.decode() for i in await redis_client.zrange(INSTANCES_KEY, 0, -1)]
+    ids = [i.decode() for i in await redis_client.zrange(instances_key(), 0, -1)]
     dead = [i for i in ids if f":{pid}:{a.port}" in i]
     assert len(dead) == 1, ids
-    await redis_client.zadd(INSTANCES_KEY, {dead[0]: 1})
-    assert json.loads(await redis_client.get(f"user:{ghost['userId']}"))["isConnected"] is True  # not reaped yet
+    await redis_client.zadd(instances_key(), {dead[0]: 1})
+    ghost_record = json.loads(await redis_client.hget(users_key(code), ghost["userId"]))
+    assert ghost_record["isConnected"] is True  # not reaped yet
 
     await hs.send("room:leave")
     assert await ls.expect("room:host_updated") == {"hostId": live["userId"], "reason": "HOST_LEFT"}
@@ -125,7 +126,7 @@ async def test_a_disconnect_during_a_redis_pause_is_retried(spawn_roomd, private
     try:
 
         async def disconnected() -> bool:
-            return json.loads(await client.get(f"user:{host['userId']}"))["isConnected"] is False
+            return json.loads(await client.hget(users_key(host["roomCode"]), host["userId"]))["isConnected"] is False
 
         await eventually(disconnected, timeout=20)
     finally:
@@ -144,7 +145,7 @@ async def test_a_reused_code_waits_for_the_expiry_sweep(spawn_roomd, redis_clien
     await olds.expect("room:state")
 
     async def expired() -> bool:
-        return not await redis_client.exists("room:A")  # EXISTS also expires the key at its deadline
+        return not await redis_client.exists(room_key("A"))  # EXISTS also expires the key at its deadline
 
     await eventually(expired, timeout=20, interval=0.005)
 
@@ -175,9 +176,9 @@ async def test_a_socket_never_receives_another_incarnations_events(spawn_roomd, 
     assert old["roomCode"] == "A"
     olds = await Socket.connect(server.ws, old["token"])
     await olds.expect("room:state")
-    old_room = json.loads(await redis_client.get("room:A"))
-    await redis_client.delete("room:A", "room:A:users", f"user:{old['userId']}")
-    await redis_client.zrem("rooms:expiry", "A")
+    old_room = json.loads(await redis_client.get(room_key("A")))
+    await redis_client.delete(*layout().room_keys("A")[:6])  # record, members, claim...: the code is free
+    await redis_client.zrem(expiry_key(), f"A|{old_room['incarnation']}")
 
     new = await api.create("New")
     assert new["roomCode"] == "A"
@@ -205,15 +206,15 @@ async def test_a_missed_disconnect_is_healed_by_reconciliation(spawn_roomd, redi
     hs = await Socket.connect(server.ws, host["token"])
     await hs.expect("room:state")
     player = await api.join(code, "Bob")
-    instance = json.loads(await redis_client.get(f"user:{host['userId']}"))["instance"]
+    instance = json.loads(await redis_client.hget(users_key(code), host["userId"]))["instance"]
     # Forge what a lost disconnect leaves behind: connected on a socket this instance does not hold.
-    user = json.loads(await redis_client.get(f"user:{player['userId']}"))
+    user = json.loads(await redis_client.hget(users_key(code), player["userId"]))
     user.update(isConnected=True, socketId="feedfacefeedface", instance=instance)
-    await redis_client.set(f"user:{player['userId']}", json.dumps(user), px=60_000)
-    await redis_client.sadd(f"roomd:instance:{instance}:sockets", f"{code}|{player['userId']}|feedfacefeedface")
+    await redis_client.hset(users_key(code), player["userId"], json.dumps(user))
+    await redis_client.sadd(instance_sockets_key(instance), f"{code}|{player['userId']}|feedfacefeedface")
     gone = await hs.expect("user:disconnected", timeout=20)
     assert gone["user"]["id"] == player["userId"]
-    assert json.loads(await redis_client.get(f"user:{player['userId']}"))["isConnected"] is False
+    assert json.loads(await redis_client.hget(users_key(code), player["userId"]))["isConnected"] is False
 
 
 async def test_a_reaped_instance_that_comes_back_closes_its_stale_sockets(spawn_roomd, redis_client) -> None:

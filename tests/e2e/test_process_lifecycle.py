@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from roomd.domain.keys import instances_key
 from tests.support.clients import http
 from tests.support.notify import NotifySocket
 from tests.support.processes import ROOT, TEST_SECRET, RedisServer, RoomdProcess, free_port
@@ -382,7 +383,7 @@ async def worker_pids(client, port: int, at_least: int, timeout: float = 20) -> 
 async def heartbeats(client) -> list[tuple[int, int, float]]:
     """(pid, port, last heartbeat) of each instance id ``host:pid:port[:nonce]`` in roomd:instances."""
     found = []
-    for member, score in await client.zrange("roomd:instances", 0, -1, withscores=True):
+    for member, score in await client.zrange(instances_key(), 0, -1, withscores=True):
         match = re.fullmatch(rb".*?:(\d+):(\d+)(?::[0-9a-f]+)?", member)
         if match:
             found.append((int(match[1]), int(match[2]), score))

@@ -12,6 +12,7 @@ import time
 import jwt
 import pytest
 
+from roomd.domain.keys import room_key, users_key
 from tests.support.clients import Api, Socket
 from tests.support.processes import TEST_SECRET, RoomdProcess
 
@@ -256,8 +257,8 @@ async def test_close(api: Api, roomd: RoomdProcess, redis_client) -> None:
         assert await s.expect("room:closed") == {"reason": "HOST_CLOSED"}
         assert await s.closed() == 4410
     assert [k async for k in redis_client.scan_iter(f"*{code}*")] == []
+    assert not await redis_client.exists(users_key(code))
     for m in members:
-        assert not await redis_client.exists(f"user:{m['userId']}")
         assert (await api.rejoin(code, m["token"])).status == 404
     again = await Socket.connect(roomd.ws, members[1]["token"])
     assert await again.closed() == 4404
@@ -296,7 +297,7 @@ async def test_second_connection_replaces_the_first(api: Api, roomd: RoomdProces
 
 async def test_unexpected_failures_are_unknown_error_without_details(api: Api, roomd: RoomdProcess, redis_client):
     (host,), (hs,) = await joined(api, roomd, ["Ana"])
-    await redis_client.set(f"room:{host['roomCode']}", "{corrupt", keepttl=True)  # a state no script expects
+    await redis_client.set(room_key(host["roomCode"]), "{corrupt", keepttl=True)  # a state no script expects
     await hs.send("room:toggle_lock", msg_id=1)
     error = await hs.expect("error:room")
     assert error == {

@@ -14,3 +14,11 @@ async def scheduled(client: Any, code: str, layout: keys.Layout | None = None) -
     raw = await client.get(names.claim(code))
     assert raw is not None, f"room {code} holds no claim"
     return keys.scheduled(code, json.loads(raw)["incarnation"])
+
+
+async def entries_of(client: Any, key: str, code: str) -> list[str]:
+    """The members of ``key`` (``rooms:expiry`` or ``rooms:hostless``) naming room ``code``, any incarnation."""
+    found = []
+    async for member, _ in client.zscan_iter(key, match=f"{code}|*"):
+        found.append(member.decode() if isinstance(member, bytes) else member)
+    return found
