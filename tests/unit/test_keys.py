@@ -338,3 +338,11 @@ async def test_the_store_runs_on_a_redis_cluster(redis_cluster: ClusterServers) 
         assert summary["seq"] == 1
     finally:
         await client.aclose()
+
+
+def test_a_wrong_prefix_stops_roomd_naming_the_variable() -> None:
+    from roomd.config import ConfigError
+
+    assert from_env({"REDIS_KEY_PREFIX": "app1:"}).redis_key_prefix == "app1:"
+    with pytest.raises(ConfigError, match="REDIS_KEY_PREFIX"):
+        from_env({"REDIS_KEY_PREFIX": "a{b}"})

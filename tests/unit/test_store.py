@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from roomd.domain import keys
 from roomd.domain.errors import DomainError
-from roomd.domain.store import CLAIM_GRACE_MS, RoomStore, new_user_id
+from roomd.domain.store import CLAIM_GRACE_MS, RoomOptions, RoomStore, new_user_id
 from roomd.protocol import ErrorCode
 from tests.support.schedule import scheduled
 
@@ -363,3 +363,73 @@ async def test_every_event_carries_the_rooms_incarnation(store: RoomStore, redis
     await pubsub.aclose()
     assert [m["inc"] for m in metas] == [snapshot.incarnation] * 5
     assert not await redis_client.exists(L.claim(host.room_code))  # cleaned with the room
+
+
+# -- cross-room indexes: updated after the scripts, repaired by the sweeps ---------------------
+
+
+async def test_a_room_that_takes_the_code_during_the_expiry_sweep_keeps_its_entries(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep tells the expired room's members, then another instance creates a room with the
+    same code before the sweep updates the indexes: the new room stays listed and scheduled."""
+    store = RoomStore(redis_client, ttl_seconds=600, code_alphabet="Q", code_length=1)
+    creator = RoomStore(redis_client, ttl_seconds=600, code_alphabet="Q", code_length=1)
+    await store.create_room("Old")
+    old_entry = await scheduled(redis_client, "Q")
+    await redis_client.delete(L.room("Q"))
+    await redis_client.zadd(L.expiry, {old_entry: 0})
+    run_script = store._room_raw
+
+    async def then_a_new_room(name: str, code: str, *args: object) -> object:
+        result = await run_script(name, code, *args)
+        if name == "expire":
+            await creator.create_room("New")  # between the script and the index updates
+        return result
+
+    monkeypatch.setattr(store, "_room_raw", then_a_new_room)
+    assert await store.expire_due_rooms() == ["Q"]
+    new_entry = await scheduled(redis_client, "Q")
+    assert new_entry != old_entry
+    assert await redis_client.zrange(L.expiry, 0, -1) == [new_entry.encode()]
+    new_room = json.loads(await redis_client.get(L.room("Q")))
+    assert await redis_client.zscore(L.index, "Q") == new_room["createdAt"]
+
+
+async def test_a_late_index_update_never_unschedules_a_newer_absence(store: RoomStore, redis_client) -> None:
+    """The host left, came back and left again; the update for the return arrives last (another
+    instance was slow): the newer absence stays scheduled."""
+    host = await store.create_room("Ana", options=RoomOptions(host_migration="disconnect"))
+    player = await store.join_room(host.room_code, "Bo")
+    await store.connect(host.room_code, player.user_id, "p")
+    await store.connect(host.room_code, host.user_id, "s1")
+    await store.disconnect(host.room_code, host.user_id, "s1")
+    member = await scheduled(redis_client, host.room_code)
+    first = await redis_client.zscore(L.hostless, member)
+    await store.connect(host.room_code, host.user_id, "s2")  # back: its entry goes...
+    assert await redis_client.zscore(L.hostless, member) is None
+    await asyncio.sleep(0.005)
+    await store.disconnect(host.room_code, host.user_id, "s2")  # ...and gone again, later
+    second = await redis_client.zscore(L.hostless, member)
+    assert second is not None and second > first
+    await store._apply(host.room_code, {"hosted": int(first), "inc": member.split("|")[1]})  # the late update
+    assert await redis_client.zscore(L.hostless, member) == second
+
+
+async def test_the_expiry_sweep_reschedules_a_lost_host_grace(store: RoomStore, redis_client) -> None:
+    """rooms:hostless lost its entry (the update after the script never came): the expiry sweep's
+    re-check of the room puts it back, so the hand-over is late by at most a TTL, never lost."""
+    host = await store.create_room("Ana", options=RoomOptions(host_migration="disconnect"))
+    player = await store.join_room(host.room_code, "Bo")
+    await store.connect(host.room_code, player.user_id, "p")
+    await store.connect(host.room_code, host.user_id, "s")
+    await store.disconnect(host.room_code, host.user_id, "s")
+    member = await scheduled(redis_client, host.room_code)
+    away = await redis_client.zscore(L.hostless, member)
+    await redis_client.zrem(L.hostless, member)
+    assert await store.migrate_absent_hosts(0) == []  # nothing scheduled: nothing happens
+    await redis_client.zadd(L.expiry, {member: 0})  # the room's re-check is due
+    assert await store.expire_due_rooms() == []
+    assert await redis_client.zscore(L.hostless, member) == away
+    assert await store.migrate_absent_hosts(0) == [host.room_code]
+    assert (await store.get_room(host.room_code))["hostId"] == player.user_id
