@@ -49,7 +49,9 @@ from roomd.protocol import ClosedReason, ErrorCode
 T = TypeVar("T")
 log = logging.getLogger("roomd.store")
 
-REAP_BATCH = 100  # socket-index entries of a dead instance read at a time (one script each)
+REAP_BATCH = 100  # socket-index entries of a dead instance read at a time (one script each, concurrently)
+SWEEP_BATCH = 100  # due rooms:expiry entries read at a time (one script each, concurrently)
+SWEEP_BUDGET = 2_000  # entries one expiry sweep handles at most before the next duty
 REAP_INSTANCES = 10  # dead instances looked at per heartbeat
 CODE_CANDIDATES = 3  # codes offered per attempt (one create script each: every code is another slot)
 CODE_ATTEMPTS = 6  # attempts before ROOM_CODE_GENERATION_FAILED
@@ -458,12 +460,10 @@ class RoomStore:
                 if score >= 0:
                     await guard(self._settle(self.keys.instances, instance, "eq", score), self.command_timeout)
                 return marked
-            for raw in entries:
-                parsed = keys.parse_socket_entry(_text(raw))
-                if parsed is not None:
-                    code, user_id, socket_id = parsed
-                    args = (user_id, socket_id, instance, self.ttl_ms, now, last_seen)
-                    marked += int(await self._room("reap", code, *args))
+            parsed = [p for p in (keys.parse_socket_entry(_text(raw)) for raw in entries) if p is not None]
+            args = (instance, self.ttl_ms, now, last_seen)
+            results = await asyncio.gather(*(self._room("reap", code, u, sock, *args) for code, u, sock in parsed))
+            marked += sum(int(r) for r in results)
             await guard(self.client.srem(index, *entries), self.command_timeout)
 
     async def instance_sockets(self, instance: str | None = None) -> list[SocketRef]:
@@ -640,42 +640,52 @@ class RoomStore:
 
     # -- expiry -----------------------------------------------------------
 
-    async def expire_due_rooms(self, limit: int = 100) -> list[str]:
+    async def expire_due_rooms(self, limit: int = SWEEP_BATCH, budget: int = SWEEP_BUDGET) -> list[str]:
         """Tell the members of rooms Redis has expired; returns the codes this caller closed.
 
         Each due ``rooms:expiry`` entry is re-checked by one script on its room: a live room
         has its entry re-armed to its real deadline, an expired one is announced (once,
         whichever instances sweep) and leaves the indexes, a stale entry is dropped. Every
-        index change is made only if the entry still has the score read here, so a room that
-        took the code meanwhile keeps its entries.
+        re-arm is made only if the entry still has the score read here. Batches of ``limit``
+        entries, handled concurrently, until none is due or ``budget`` entries were handled:
+        every live room is re-checked once per TTL, so the sweep must keep up with
+        rooms / TTL re-checks a second (1,000,000 rooms with a 2 h TTL: about 140/s).
         """
-        now = now_ms()
-        due: Any = await guard(
-            self.client.zrangebyscore(self.keys.expiry, "-inf", now, start=0, num=limit, withscores=True),
-            self.command_timeout,
-        )
-        closed = []
-        for raw, score in due:
-            member = _text(raw)
-            code, incarnation = keys.parse_scheduled(member)
-            (status, number), hints = await self._room_raw("expire", code, incarnation, now)
-            status, number = _text(status), int(number)
-            if hints:
-                await self._apply(code, hints)
-            settle: list[Awaitable[Any]]
-            if status == "alive":  # re-armed unless closed (and unscheduled) meanwhile
-                settle = [self._settle(self.keys.expiry, member, "eq", score, int(number))]
-            elif status == "expired":
-                closed.append(code)
-                settle = [
-                    self.client.zrem(self.keys.expiry, member),
-                    self.client.zrem(self.keys.hostless, member),
-                    self._settle(self.keys.index, code, "eq", number),
-                ]
-            else:  # gone: nothing of this incarnation is left
-                settle = [self.client.zrem(self.keys.expiry, member)]
-            await guard(asyncio.gather(*settle), self.command_timeout)
+        closed: list[str] = []
+        handled = 0
+        while handled < budget:
+            now = now_ms()
+            due: Any = await guard(
+                self.client.zrangebyscore(self.keys.expiry, "-inf", now, start=0, num=limit, withscores=True),
+                self.command_timeout,
+            )
+            done = await asyncio.gather(*(self._expire_entry(_text(raw), score, now) for raw, score in due))
+            closed += [code for code in done if code is not None]
+            handled += len(due)
+            if len(due) < limit:
+                break
         return closed
+
+    async def _expire_entry(self, member: str, score: float, now: int) -> str | None:
+        """Re-check one due ``rooms:expiry`` entry; the room's code if this call announced its expiry."""
+        code, incarnation = keys.parse_scheduled(member)
+        (status, number), hints = await self._room_raw("expire", code, incarnation, now)
+        status, number = _text(status), int(number)
+        if hints:
+            await self._apply(code, hints)
+        settle: list[Awaitable[Any]]
+        if status == "alive":  # re-armed unless closed (and unscheduled) meanwhile
+            settle = [self._settle(self.keys.expiry, member, "eq", score, int(number))]
+        elif status == "expired":
+            settle = [
+                self.client.zrem(self.keys.expiry, member),
+                self.client.zrem(self.keys.hostless, member),
+                self._settle(self.keys.index, code, "eq", number),
+            ]
+        else:  # gone: nothing of this incarnation is left
+            settle = [self.client.zrem(self.keys.expiry, member)]
+        await guard(asyncio.gather(*settle), self.command_timeout)
+        return code if status == "expired" else None
 
     # -- reads ------------------------------------------------------------
 

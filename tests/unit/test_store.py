@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from roomd.domain import keys
 from roomd.domain.errors import DomainError
-from roomd.domain.store import CLAIM_GRACE_MS, RoomOptions, RoomStore, new_user_id
+from roomd.domain.store import CLAIM_GRACE_MS, RoomOptions, RoomStore, new_user_id, now_ms
 from roomd.protocol import ErrorCode
 from tests.support.schedule import scheduled
 
@@ -433,3 +433,16 @@ async def test_the_expiry_sweep_reschedules_a_lost_host_grace(store: RoomStore, 
     assert await redis_client.zscore(L.hostless, member) == away
     assert await store.migrate_absent_hosts(0) == [host.room_code]
     assert (await store.get_room(host.room_code))["hostId"] == player.user_id
+
+
+async def test_one_expiry_sweep_handles_more_than_a_batch(redis_client: aioredis.Redis) -> None:
+    """Live rooms come due for a re-check once per TTL: one sweep keeps going past a batch (up to
+    its budget), so a large backlog of live rooms never delays an expired room by more than a sweep."""
+    store = RoomStore(redis_client, ttl_seconds=600)
+    rooms = [await store.create_room(f"H{n}") for n in range(250)]
+    members = [await scheduled(redis_client, r.room_code) for r in rooms]
+    await redis_client.zadd(L.expiry, dict.fromkeys(members, 0))
+    expired = max(members).partition("|")[0]  # equal scores: the last in the sweep's order...
+    await redis_client.delete(L.room(expired))  # ...has expired
+    assert await store.expire_due_rooms(limit=100) == [expired]
+    assert await redis_client.zcount(L.expiry, "-inf", now_ms()) == 0  # every live room re-armed
