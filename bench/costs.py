@@ -30,14 +30,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import struct
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -368,6 +372,42 @@ def scoreboard(room: list[Member], k: int) -> tuple[str, Any]:
     return "state:set", {"key": "scores", "value": {m.user_id: (k * 7 + i) % 100 for i, m in enumerate(room)}}
 
 
+REPLAYED: list[tuple[str, int, Make]] = [
+    ("room:toggle_lock", 0, toggle),
+    ("game:send to all", 0, game_to_all),
+    ("state:set scores", 0, scoreboard),
+]
+
+
+def _monitor_args(line: str) -> list[str]:
+    """The arguments of one MONITOR line (``ts [db addr] "arg" "arg" ...``, C-style escapes)."""
+    start = line.find('] "')
+    if start < 0:
+        return []
+    text, i, args = line[start + 2 :], 0, []
+    while i < len(text):
+        if text[i] != '"':
+            i += 1
+            continue
+        i += 1
+        buf = []
+        while text[i] != '"':
+            if text[i] == "\\":
+                nxt = text[i + 1]
+                if nxt == "x":
+                    buf.append(chr(int(text[i + 2 : i + 4], 16)))
+                    i += 4
+                    continue
+                buf.append({"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b"}.get(nxt, nxt))
+                i += 2
+                continue
+            buf.append(text[i])
+            i += 1
+        args.append("".join(buf))
+        i += 1
+    return args
+
+
 class Run:
     def __init__(self, rooms: int, events_per_room: int, rate: float, idle_sockets: int) -> None:
         self.rooms_n, self.events_per_room, self.rate, self.idle_n = rooms, events_per_room, rate, idle_sockets
@@ -443,6 +483,7 @@ class Run:
         started = time.perf_counter()
         try:
             await self.population_phases()
+            self.redis_capacity()
             await self.idle_phases()
         finally:
             self.probe.close()
@@ -561,6 +602,7 @@ class Run:
             await self.event_phase("event game:send to host (player on B)", members, half, answer_to_host, base2, both)
             await self.pubsub_bytes(members)
             self.room_memory(codes[0])
+            await self.capture_scripts(members[0])
         finally:
             for room in members:
                 for m in room:
@@ -606,6 +648,77 @@ class Run:
         await self.tally.quiet()
         self.results["pubsub_bytes_per_event_per_subscriber"] = out
         print(f"  pub/sub bytes per event and subscriber: {out}", file=sys.stderr, flush=True)
+
+    async def capture_scripts(self, room: list[Member]) -> None:
+        """The exact EVALSHA of one event of each kind (MONITOR), for :meth:`redis_capacity`."""
+        channels = self.probe.command("PUBSUB", "CHANNELS", f"*{room[0].code}*").decode().split("\n")
+        self.capture_channel = next(c for c in channels if c)
+        monitor = socket.create_connection(("127.0.0.1", self.redis.port))
+        monitor.sendall(_resp("MONITOR"))
+        assert monitor.recv(5) == b"+OK\r\n"
+        for _, sender, make in REPLAYED:
+            before = self.tally.count
+            room[sender].send(*make(room, 500))
+            await self.tally.quiet(after=before)
+        monitor.settimeout(0.5)
+        raw = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := monitor.recv(1 << 20):
+                raw += chunk
+        monitor.close()
+        calls = []
+        for line in raw.decode(errors="replace").splitlines():
+            args = _monitor_args(line)
+            if args and args[0].lower() == "evalsha" and any(room[0].code in a for a in args):
+                calls.append(args)
+        assert len(calls) == len(REPLAYED), f"captured {len(calls)} scripts"
+        self.captured = {name: args for (name, _, _), args in zip(REPLAYED, calls, strict=True)}
+
+    def redis_capacity(self, requests: int = 60_000) -> None:
+        """Each captured event script replayed by redis-benchmark on a room without sockets, one
+        subscriber draining its channel: Redis CPU per script when Redis is the busy part, i.e. how
+        many such events one Redis core (one shard) runs per second. Twice: pipelined (8 connections
+        x 16: the floor, Redis reads many commands per wake-up) and one command at a time on 50
+        connections (what roomd's connection pools send; the benchmark client shares the machine)."""
+        binary = shutil.which("redis-benchmark")
+        if binary is None or not getattr(self, "captured", None):
+            print("  (redis-benchmark not installed: Redis capacity not measured)", file=sys.stderr)
+            return
+        sub = socket.create_connection(("127.0.0.1", self.redis.port))
+        sub.sendall(_resp("SUBSCRIBE", self.capture_channel))
+        drained = [0]
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                while chunk := sub.recv(1 << 20):
+                    drained[0] += len(chunk)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        out: dict[str, Any] = {}
+        try:
+            for name, args in self.captured.items():
+                for label, clients, pipeline in (("pipelined", 8, 16), ("one at a time", 50, 1)):
+                    cpu0, t0 = cpu_seconds(self.probe.pid), time.perf_counter()
+                    subprocess.run(
+                        [binary, "-h", "127.0.0.1", "-p", str(self.redis.port), "-c", str(clients),
+                         "-P", str(pipeline), "-n", str(requests), "-q", *args],
+                        check=True, capture_output=True, timeout=120,
+                    )  # fmt: skip
+                    seconds, cpu = time.perf_counter() - t0, cpu_seconds(self.probe.pid) - cpu0
+                    out[f"{name}, {label}"] = result = {
+                        "connections": clients,
+                        "pipeline": pipeline,
+                        "scripts_per_s": round(requests / seconds),
+                        "redis_cpu_pct": round(cpu / seconds * 100),
+                        "redis_cpu_us_per_script": round(cpu / requests * 1e6, 1),
+                        "per_redis_core_per_s": round(requests / cpu),
+                    }
+                    print(f"  Redis capacity, {name}, {label}: {result}", file=sys.stderr, flush=True)
+        finally:
+            sub.close()
+        out["subscriber_bytes"] = drained[0]
+        self.results["redis_capacity_per_event_script"] = out
 
     def room_memory(self, code: str) -> None:
         """MEMORY USAGE of every key naming the room (after its events: the history list is full-ish)."""
@@ -732,14 +845,28 @@ def report(results: dict[str, Any], path: Path) -> None:
             f"{name:44s} {r['roomd_cpu_us_total']:>9.0f} {r['redis_cpu_us']:>9.0f} {r['evalsha']:>7.2f} {cmds:>5.1f} "
             f"{r['redis_bytes_in']:>8d} {r['redis_bytes_out']:>8d}  {frames}"
         )
+    d = results.get("derived", {})
+    print(
+        f"\nroomd per event, linear model: send {d.get('send_us')} µs + per receiving process "
+        f"{d.get('receive_per_process_us')} µs + per delivery {d.get('delivery_us')} µs"
+    )
+    print(f"pub/sub bytes per event and subscriber: {results.get('pubsub_bytes_per_event_per_subscriber')}")
+    for name, r in results.get("redis_capacity_per_event_script", {}).items():
+        if isinstance(r, dict):
+            print(f"Redis capacity, {name}: {r['redis_cpu_us_per_script']} µs/script, "
+                  f"{r['per_redis_core_per_s']}/s per Redis core (Redis at {r['redis_cpu_pct']}%)")  # fmt: skip
+    idle = results.get("idle_sockets", {})
+    print(f"idle sockets: {idle.get('rss_per_socket_kib')} KiB RSS and {idle.get('fds_per_socket')} fd each, "
+          f"{idle.get('cpu_us_per_ping')} µs CPU per ping")  # fmt: skip
+    print(f"Redis memory per room of 8: {results.get('redis_memory_per_room_of_8')}")
     print(f"\nresults: {path}  ({results['_run']['seconds']} s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.costs", description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=250, help="rooms of 8 for the event and connect phases")
-    parser.add_argument("--events", type=int, default=6, help="events per room per event phase")
-    parser.add_argument("--rate", type=float, default=800.0, help="events/s offered in all during event phases")
+    parser.add_argument("--events", type=int, default=10, help="events per room per event phase")
+    parser.add_argument("--rate", type=float, default=2000.0, help="events/s offered in all during event phases")
     parser.add_argument("--idle-sockets", type=int, default=4000)
     parser.add_argument("--timeout", type=float, default=240.0, help="the run gives up after this many seconds")
     args = parser.parse_args()
