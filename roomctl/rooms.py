@@ -202,7 +202,7 @@ def rooms_close(ctl: Ctl, code: str | None, idle: Span | None, yes: bool) -> Non
     """Close a room, or every idle room: members get room:closed {reason: ADMIN_CLOSED}, close code 4410.
 
     Every key of a closed room is deleted, so every token of the room dies with it.
-    With --idle-for, each room is checked and closed in one transaction: a room
+    With --idle-for, each room is checked and closed in one atomic script: a room
     someone connects to meanwhile is left alone (reported as skipped). Asks for
     confirmation unless --yes.
 
