@@ -24,12 +24,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from roomd.config import Settings
 from roomd.domain import keys
 from roomd.domain.store import guard, now_ms, public_room
 
 STATS_CHUNK = 500
 FILTER_CHUNK = 500  # index entries read at a time when a filter may drop most of them
-INSTANCE_STALE_MS = 15_000  # roomd heartbeats every second and drops entries older than this
+INSTANCE_STALE_MS = Settings.instance_timeout_ms  # a heartbeat older than this: a dead instance
 MAX_ROUNDS = 20  # index reads per page (expired or filtered-out entries are skipped on the way)
 COMPLETION_SCAN = 1_000  # ZSCAN COUNT hint when completing room codes
 
