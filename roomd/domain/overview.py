@@ -3,8 +3,10 @@
 Strictly read-only: it works under a Redis ACL that allows only read commands
 (a monitoring user), and it never races roomd's scripts. Index entries whose
 room has expired are skipped, not deleted: removing them is the expiry sweep's
-job (each roomd instance, every second, in one atomic script), and a ZREM from
-here could remove the entry of a new room that took the code meanwhile.
+job (each roomd instance, every second, after re-checking the room, and only if
+the entry is still that room's), and a ZREM from here could remove the entry of
+a new room that took the code meanwhile. A room's record and members share its
+slot, so on a Cluster a page is one pipelined round trip per node.
 
 Listing walks the ``rooms:index`` sorted set newest first, a page at a time,
 so it stays fast with 100,000 rooms. Pages continue after a *position*

@@ -1,7 +1,8 @@
 """Presence never outlives its owner: this instance's side of the socket index.
 
 Every socket's user record names the roomd instance holding it, and each
-instance has a socket index in Redis (``roomd:instance:{id}:sockets``). Three
+instance has a socket index in Redis (``roomd:instance:<id>:sockets``, see
+roomd/domain/keys.py). Three
 duties keep presence true when things go wrong, run from the server's
 background loop:
 

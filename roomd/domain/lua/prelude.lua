@@ -101,7 +101,7 @@ end
 
 -- Bus message: '<meta JSON>\n<frame JSON>'. The frame is what members receive,
 -- encoded once here, with the room's sequence number as its top-level seq; meta
--- tells each instance who gets it and whom to close (roomd/bus.py BusMessage):
+-- tells each instance who gets it and whom to close (roomd/domain/bus_message.py):
 -- seq, inc (the room's incarnation: a socket of an older room that had the same
 -- code drops events of this one), to (the only users who may receive it; absent =
 -- every member), skip, direct, close, resync (users whose view of the state changed
