@@ -23,23 +23,69 @@ def redis_server() -> Iterator[RedisServer]:
     server.cleanup()
 
 
+# -- One Redis or the cluster: the protocol suites run on both ----------------------------------------
+# Tests of the modules in CLUSTER_MODULES run twice: on the private redis-server ("single") and with
+# roomd, redis_client and store on the session's 3-master cluster ("cluster", marker `cluster`;
+# deselect with -m 'not cluster'). Every other test sees "single" only. The cluster starts once per
+# session (~2 s) and the session roomd on it once; tests are grouped by topology (session-scoped param).
+CLUSTER_MODULES = frozenset({
+    "tests/e2e/test_http_api.py",
+    "tests/e2e/test_ws_protocol.py",
+    "tests/e2e/test_game_channel.py",
+    "tests/e2e/test_cluster_protocol.py",
+})  # fmt: skip
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_topology" not in metafunc.fixturenames:
+        return
+    module = metafunc.definition.path.relative_to(metafunc.config.rootpath).as_posix()
+    if module in CLUSTER_MODULES:
+        topologies = ["single", pytest.param("cluster", marks=pytest.mark.cluster)]
+        metafunc.parametrize("redis_topology", topologies, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def redis_topology(request: pytest.FixtureRequest) -> str:
+    """``single`` or ``cluster``: where this test's roomd, redis_client and store are."""
+    return getattr(request, "param", "single")
+
+
+def topology_env(request: pytest.FixtureRequest, topology: str) -> dict[str, str]:
+    """Environment for a roomd on ``topology``: the cluster's REDIS_CLUSTER_NODES (REDIS_URL unset)."""
+    if topology != "cluster":
+        return {}
+    cluster: ClusterServers = request.getfixturevalue("redis_cluster")
+    return {**cluster.env(), "REDIS_URL": ""}
+
+
 @pytest.fixture
-async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = make_redis_client(redis_server.url, command_timeout=5)
-    await client.flushdb()  # our private server only
+async def redis_client(
+    redis_server: RedisServer, redis_topology: str, request: pytest.FixtureRequest
+) -> AsyncIterator[aioredis.Redis]:
+    if redis_topology == "cluster":
+        from roomd.config import from_env
+        from roomd.domain.redis_target import target_from_settings
+
+        target = target_from_settings(from_env(topology_env(request, redis_topology)))
+        client: Any = target.command_client(command_timeout=5)
+        await client.flushdb(target_nodes="primaries")  # the session's test cluster only
+    else:
+        client = make_redis_client(redis_server.url, command_timeout=5)
+        await client.flushdb()  # our private server only
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-async def store(redis_client: aioredis.Redis) -> RoomStore:
-    return RoomStore(redis_client, ttl_seconds=600, max_users=10)
+async def store(redis_client: aioredis.Redis, redis_topology: str) -> RoomStore:
+    return RoomStore(redis_client, ttl_seconds=600, max_users=10, sharded_pubsub=redis_topology == "cluster")
 
 
 @pytest.fixture(scope="session")
-def roomd(redis_server: RedisServer) -> Iterator[RoomdProcess]:
-    """The shared roomd process for end-to-end tests that need no special settings."""
-    process = RoomdProcess(redis_server.url).start()
+def roomd(redis_server: RedisServer, redis_topology: str, request: pytest.FixtureRequest) -> Iterator[RoomdProcess]:
+    """The shared roomd process for end-to-end tests that need no special settings (one per topology)."""
+    process = RoomdProcess(redis_server.url, **topology_env(request, redis_topology)).start()
     yield process
     process.stop()
 
@@ -50,8 +96,13 @@ def api(roomd: RoomdProcess, redis_client: aioredis.Redis) -> Api:
 
 
 @pytest.fixture
-async def spawn_roomd(redis_server: RedisServer) -> AsyncIterator[Callable[..., RoomdProcess]]:
+async def spawn_roomd(
+    redis_server: RedisServer, redis_topology: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[..., RoomdProcess]]:
     """Start extra roomd processes with custom settings; all stopped after the test.
+
+    They use the test's topology (the cluster under the `cluster` parametrization) unless the
+    test names a ``redis_url`` or its own REDIS_* variables.
 
     Stopped from a thread while the test's event loop keeps running: a draining roomd
     closes each socket with 1001 and waits for the client's close frame, which a
@@ -60,6 +111,8 @@ async def spawn_roomd(redis_server: RedisServer) -> AsyncIterator[Callable[..., 
     started: list[RoomdProcess] = []
 
     def start(redis_url: str | None = None, wait: bool = True, **env: str) -> RoomdProcess:
+        if redis_url is None and not any(name.startswith("REDIS_") for name in env):
+            env = {**topology_env(request, redis_topology), **env}
         process = RoomdProcess(redis_url or redis_server.url, **env)
         started.append(process)
         return process.start(wait=wait)

@@ -97,8 +97,10 @@ def test_targets_and_their_descriptions_hide_passwords() -> None:
     assert "hunter22" not in sentinel.describe() + repr(sentinel) and "10.0.0.2:26379" in sentinel.describe()
     cluster = target_from_settings(from_env({"REDIS_CLUSTER_NODES": "[::1]:7000", "REDIS_PASSWORD": "hunter22"}))
     assert isinstance(cluster, ClusterTarget) and cluster.describe() == "Redis Cluster via [::1]:7000"
-    with pytest.raises(ConfigError, match="REDIS_CLUSTER_NODES"):
-        check_supported(cluster)  # until the per-room key layout lands
+    check_supported(cluster)  # the per-room key layout runs on a Cluster (CLUSTER_READY)
+    with pytest.raises(ConfigError, match="REDIS_CLUSTER_NODES"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr("roomd.domain.redis_target.CLUSTER_READY", False)
+        check_supported(cluster)  # the switch still refuses, naming the variable
     with pytest.raises(ConfigError, match="REDIS_URL"):
         target_from_settings(from_env({}))
 
@@ -114,7 +116,7 @@ def _run_roomd(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ("env", "named"),
     [
         ({"REDIS_URL": "redis://127.0.0.1:1/0", **SENTINELS}, "REDIS_SENTINELS and REDIS_URL are exclusive"),
-        ({"REDIS_CLUSTER_NODES": "127.0.0.1:1"}, "REDIS_CLUSTER_NODES: this roomd build cannot run rooms"),
+        ({"REDIS_CLUSTER_NODES": "127.0.0.1:1", "REDIS_URL": "redis://h"}, "REDIS_CLUSTER_NODES and REDIS_URL are"),
     ],
 )
 def test_roomd_refuses_to_start_naming_the_variables(env: dict[str, str], named: str) -> None:
