@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ClusterError, ResponseError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from roomd.config import Settings
@@ -778,6 +778,11 @@ async def guard(awaitable: Awaitable[T], timeout: float | None = None) -> T:
             return await awaitable
     except TimeoutError as exc:
         raise StoreUnavailable("Redis did not answer in time") from exc
+    except (ClusterError, TryAgainError, SlotNotCoveredError) as exc:
+        # A Cluster shard without a master (CLUSTERDOWN/MASTERDOWN mid-failover, redis-py's
+        # "TTL exhausted" after its redirects), a slot in migration (TRYAGAIN) or uncovered:
+        # Redis is away for this room's shard, like a lost connection (503, not 500).
+        raise StoreUnavailable(f"Redis Cluster: {exc}") from exc
     except ResponseError as exc:
         message = str(exc).strip()
         code, _, detail = message.partition(" ")
