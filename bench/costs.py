@@ -372,6 +372,9 @@ def scoreboard(room: list[Member], k: int) -> tuple[str, Any]:
     return "state:set", {"key": "scores", "value": {m.user_id: (k * 7 + i) % 100 for i, m in enumerate(room)}}
 
 
+FRAMES: dict[Make, int] = {toggle: 9, game_to_all: 9, answer_to_host: 2, scoreboard: 9}
+"""Frames one event of each kind causes in a room of 8 (8 deliveries or 1, plus the sender's ack)."""
+
 REPLAYED: list[tuple[str, int, Make]] = [
     ("room:toggle_lock", 0, toggle),
     ("game:send to all", 0, game_to_all),
@@ -447,15 +450,17 @@ class Run:
         return per_room * len(rooms)
 
     async def frames_per_event(self, rooms: list[list[Member]], sender: int, make: Make) -> int:
-        """One warm-up event per room: how many frames (acks included) one event causes."""
+        """One warm-up event per room; the frames one event causes (its deliveries plus the ack to
+        the sender: known from the protocol, checked here)."""
+        frames = FRAMES[make]
         before = self.tally.count
         for room in rooms:
             room[sender].send(*make(room, 0))
-        await self.tally.quiet(after=before)
-        frames = (self.tally.count - before) / len(rooms)
-        if abs(frames - round(frames)) > 1e-9:  # a straggler of an earlier phase: harmless, said
-            print(f"  (warm-up: {frames:.3f} frames per event, taken as {round(frames)})", file=sys.stderr)
-        return round(frames)
+        await self.tally.reach(before + frames * len(rooms))
+        await self.tally.quiet()
+        if self.tally.count != before + frames * len(rooms):  # a late frame of an earlier phase
+            print(f"  (warm-up: {self.tally.count - before} frames, expected {frames * len(rooms)})", file=sys.stderr)
+        return frames
 
     async def event_phase(
         self, name: str, rooms: list[list[Member]], sender: int, make: Make, base: Rates,
