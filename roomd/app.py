@@ -44,7 +44,8 @@ def build_services(settings: Settings, redis_url: str | None = None) -> Services
     bus = make_broker(target, client, hub.deliver, connect_timeout=settings.redis_connect_timeout)
     bus.on_resubscribed = hub.resync
     tokens = TokenIssuer(settings.jwt_secret, settings.room_ttl_seconds)
-    throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout)
+    throttle = Throttle(client, settings.throttle_limit, settings.throttle_ttl_ms, settings.redis_command_timeout,
+                        fail_open=settings.redis_topology == "cluster")  # fmt: skip
     services = Services(
         settings=settings, store=store, tokens=tokens, bus=bus, hub=hub, throttle=throttle, metrics=Metrics(hub, bus)
     )

@@ -9,12 +9,17 @@ windows one request reads are in one slot, and the script receives both as KEYS.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from roomd.domain import keys
+from roomd.domain.errors import StoreUnavailable
 from roomd.domain.store import guard, now_ms, script_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,14 @@ class Throttle:
         window_ms: int,
         command_timeout: float | None = None,
         layout: keys.Layout | None = None,
+        fail_open: bool = False,
     ) -> None:
+        # On a Cluster a client's counters live on one shard, whatever room it asks for: with
+        # fail_open, a shard without a master (failover) lets that client's requests through
+        # unthrottled instead of answering 503 for rooms on healthy shards. One Redis: fail closed
+        # (the request's room operation could not run anyway).
+        self.fail_open = fail_open
+        self._warned_at = 0.0
         self.limit = limit
         self.command_timeout = command_timeout
         self.window_ms = window_ms
@@ -50,5 +62,15 @@ class Throttle:
         now = now_ms()
         window = now // self.window_ms
         names = [self.keys.throttle(client_id, window), self.keys.throttle(client_id, window - 1)]
-        allowed, retry = await guard(self._script(keys=names, args=[budget, self.window_ms, now]), self.command_timeout)
+        try:
+            allowed, retry = await guard(
+                self._script(keys=names, args=[budget, self.window_ms, now]), self.command_timeout
+            )
+        except StoreUnavailable as exc:
+            if not self.fail_open:
+                raise
+            if time.monotonic() - self._warned_at > 10:  # one line per 10 s, not one per request
+                self._warned_at = time.monotonic()
+                log.warning("rate-limit counters unavailable (%s); requests pass unthrottled meanwhile", exc)
+            return Verdict(True, 0)
         return Verdict(bool(int(allowed)), int(retry))

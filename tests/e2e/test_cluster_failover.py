@@ -9,10 +9,13 @@ Also: cluster errors reach clients as 503, never 500 (``store.guard``).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 from redis.exceptions import (
     ClusterDownError,
     ClusterError,
@@ -23,11 +26,15 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from roomd.domain import keys
 from roomd.domain.errors import StoreUnavailable
 from roomd.domain.store import guard
+from tests.support.clients import Api, Socket, http
 from tests.support.processes import RoomdProcess
+from tests.support.redis_ha import ClusterServers
 
 Spawn = Callable[..., RoomdProcess]
+FAILOVER_SLACK = 5.0  # seconds after the cluster is healthy again within which roomd must serve the shard again
 
 
 async def _raise(exc: BaseException) -> Any:
@@ -56,3 +63,109 @@ async def test_guard_keeps_other_response_errors() -> None:
     """A script bug stays a bug (500), it is not disguised as Redis being away."""
     with pytest.raises(ResponseError):
         await guard(_raise(ResponseError("ERR wrong number of arguments")))
+
+
+def _view(sock: Socket) -> set[str]:
+    """Member ids as this client knows them: its last ``room:state`` plus the joins after it."""
+    frames = sock.received
+    last = max(i for i, f in enumerate(frames) if f["event"] == "room:state")
+    members = {u["id"] for u in frames[last]["data"]["users"]}
+    for frame in frames[last + 1 :]:
+        if frame["event"] == "user:joined":
+            members.add(frame["data"]["user"]["id"])
+    return members
+
+
+async def test_master_killed_under_traffic(
+    make_redis_cluster: Callable[..., ClusterServers], spawn_roomd: Spawn
+) -> None:
+    """SIGKILL the master of one shard while two instances serve joins to rooms on every shard: that
+    shard's rooms answer 503 REDIS_UNAVAILABLE only until shortly after the replica is promoted, then the
+    same processes serve them again; rooms on the other shards answer 201 throughout; every socket ends
+    with the room's true members (its shard's sockets get a fresh ``room:state``) and sees the next event."""
+    servers = make_redis_cluster(node_timeout_ms=2000)
+    env = {**servers.env(), "REDIS_URL": "", "REDIS_COMMAND_TIMEOUT": "1000", "REDIS_CONNECT_TIMEOUT": "1000",
+           "REDIS_MAX_RETRIES": "1", "ROOM_MAX_USERS": "10000"}  # fmt: skip
+    instances = [spawn_roomd(**env), spawn_roomd(**env)]
+    pids = [p.process.pid for p in instances if p.process]
+    apis = [Api(p.http) for p in instances]
+
+    def master_port(code: str) -> int:
+        return servers.master_of_slot(key_slot(keys.layout().room(code).encode())).port
+
+    by_master: dict[int, list[str]] = {}
+    sockets: list[tuple[str, Socket]] = []
+    while len(by_master) < 3 or min(len(c) for c in by_master.values()) < 2:  # 2 rooms on each shard
+        host = await apis[0].create("Host")
+        code = host["roomCode"]
+        port = await asyncio.to_thread(master_port, code)
+        if len(by_master.get(port, [])) >= 2:
+            continue
+        by_master.setdefault(port, []).append(code)
+        player = await apis[1].join(code, "Player")
+        hs = await Socket.connect(instances[0].ws, host["token"])
+        await hs.expect("room:state")
+        ps = await Socket.connect(instances[1].ws, player["token"])
+        await ps.expect("room:state")
+        sockets += [(code, hs), (code, ps)]
+    # The shard that also holds this test client's rate-limit counters (throttle:{127.0.0.1}): HTTP
+    # requests for rooms elsewhere must not depend on it either.
+    throttle_slot = key_slot(keys.layout().throttle("127.0.0.1", 0).encode())
+    victim = await asyncio.to_thread(servers.master_of_slot, throttle_slot)
+    shard = set(by_master[victim.port])
+    codes = [code for codes in by_master.values() for code in codes]
+
+    results: list[tuple[float, str, int, Any]] = []
+    stop = asyncio.Event()
+
+    async def traffic(api: Api, offset: int) -> None:
+        n = offset
+        while not stop.is_set():
+            code = codes[n % len(codes)]
+            r = await http(api.base, "POST", f"/rooms/{code}/join", {"displayName": f"T{n}"})
+            results.append((time.monotonic(), code, r.status, r.body))
+            n += 1
+            await asyncio.sleep(0.01)
+
+    loops = [asyncio.create_task(traffic(api, i * 3)) for i, api in enumerate(apis)]
+    await asyncio.sleep(0.5)
+    killed_at = time.monotonic()
+    await asyncio.to_thread(victim.kill)
+    await asyncio.to_thread(servers.wait_healthy, 30)  # the replica promoted, cluster_state ok
+    promoted_at = time.monotonic()
+    assert victim.port not in [m.port for m in servers.masters()]
+    deadline = promoted_at + 20
+    while sum(1 for t, c, s, _ in results if t > promoted_at and c in shard and s == 201) < 20:
+        assert time.monotonic() < deadline, f"no service on the shard 20 s after the failover: {results[-5:]}"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*loops)
+
+    elsewhere = [(round(t - killed_at, 2), s, body) for t, c, s, body in results if c not in shard and s != 201]
+    assert not elsewhere, elsewhere  # the other shards never noticed
+    assert sum(1 for t, c, s, _ in results if c not in shard and killed_at < t < promoted_at) > 10  # and were asked
+    odd = [(round(t - killed_at, 2), s, body) for t, c, s, body in results if c in shard and s not in (201, 503)]
+    assert not odd, odd  # only successes and 503s, never a 500 or a hang
+    unavailable = [t for t, c, s, body in results if s == 503]
+    assert all(body["code"] == "REDIS_UNAVAILABLE" for t, c, s, body in results if s == 503)
+    assert unavailable, "the kill did not interrupt anything: the test proved nothing"
+    assert min(unavailable) >= killed_at and max(unavailable) <= promoted_at + FAILOVER_SLACK, (
+        f"503s from {min(unavailable) - killed_at:.2f} s to {max(unavailable) - killed_at:.2f} s after the kill; "
+        f"the cluster was healthy again {promoted_at - killed_at:.2f} s after it"
+    )
+    print(f"cluster failover: 503s for {max(unavailable) - killed_at:.2f} s after the kill "
+          f"({len(unavailable)} of {sum(1 for _, c, _, _ in results if c in shard)} shard requests); "
+          f"promoted after {promoted_at - killed_at:.2f} s")  # fmt: skip
+    assert [p.process.pid for p in instances if p.process and p.process.poll() is None] == pids  # no restart
+
+    for code, sock in sockets:
+        if code in shard:  # the link to the dead master broke: a fresh room:state from the new one
+            await sock.expect("room:state", timeout=10)
+    markers = {code: (await apis[i % 2].join(code, "Marker"))["userId"] for i, code in enumerate(codes)}
+    for code, sock in sockets:
+        while True:  # events flow after the failover: the socket was not left behind (seq, subscription)
+            data = await sock.expect("user:joined", timeout=10)
+            if data["user"]["id"] == markers[code]:
+                break
+        truth = await apis[0].room(code)
+        assert len(_view(sock)) == truth.body["memberCount"], f"room {code}: the socket's members differ from Redis"
