@@ -20,6 +20,7 @@ from redis.crc import key_slot
 
 from roomd.config import from_env
 from roomd.domain import keys
+from roomd.domain.overview import Overview
 from roomd.domain.redis_target import target_from_settings
 from roomd.domain.store import INDEX_SCRIPTS, ROOM_SCRIPTS, RoomOptions, RoomStore, script_text
 from roomd.domain.throttle import Throttle
@@ -336,6 +337,12 @@ async def test_the_store_runs_on_a_redis_cluster(redis_cluster: ClusterServers) 
         await workload(store, client, Throttle(client, limit=5, window_ms=60_000))
         summary = json.loads(await client.get(L.room(probe.room_code)))
         assert summary["seq"] == 1
+        # roomctl's read-only views: pipelines over several slots, one round trip per node.
+        overview = Overview(client)
+        listed = await overview.all_rooms()
+        assert probe.room_code in [r.room["code"] for r in listed]
+        assert (await overview.stats()).members >= 2
+        assert [m["displayName"] for m in await store.get_members(probe.room_code)] == ["Probe", "Bo"]
     finally:
         await client.aclose()
 
