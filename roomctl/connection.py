@@ -132,5 +132,7 @@ def connect(target: RedisTarget | str, settings: config.Settings, timeout: float
     if isinstance(target, str):
         target = SingleTarget(target)
     client = target.command_client(command_timeout=timeout, connect_timeout=timeout, max_retries=0)
-    store = RoomStore.from_settings(client, settings, command_timeout=timeout)
+    # The room scripts SPUBLISH on a Cluster (roomd's sockets listen with SSUBSCRIBE): decided by the
+    # target, since roomctl's room settings never carry the Redis variables (room_settings).
+    store = RoomStore.from_settings(client, settings, command_timeout=timeout, sharded_pubsub=target.kind == "cluster")
     return Backend(client, store, Overview(client, timeout))

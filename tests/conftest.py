@@ -32,7 +32,8 @@ CLUSTER_MODULES = frozenset({
     "tests/e2e/test_http_api.py",
     "tests/e2e/test_ws_protocol.py",
     "tests/e2e/test_game_channel.py",
-    "tests/e2e/test_cluster_protocol.py",
+    "tests/e2e/test_presence.py",
+    "tests/e2e/test_recovery.py",
 })  # fmt: skip
 
 

@@ -222,9 +222,16 @@ class RoomStore:
 
     @classmethod
     def from_settings(
-        cls, client: aioredis.Redis, settings: Settings, command_timeout: float | None = None
+        cls,
+        client: aioredis.Redis,
+        settings: Settings,
+        command_timeout: float | None = None,
+        sharded_pubsub: bool | None = None,
     ) -> RoomStore:
         """A store with roomd's room rules (TTL, codes, capacity): roomd and roomctl build it alike.
+
+        ``sharded_pubsub`` (SPUBLISH) defaults to the settings' topology being a Cluster; roomctl,
+        whose room settings carry no Redis variables, passes what its target is.
 
         Applies REDIS_KEY_PREFIX to the whole process (:func:`keys.configure`), so the bus and
         every other name built from here on agree with the store's.
@@ -240,7 +247,7 @@ class RoomStore:
             history_size=settings.room_history_size,
             state_max_keys=settings.room_state_max_keys,
             state_max_bytes=settings.room_state_max_bytes,
-            sharded_pubsub=settings.redis_topology == "cluster",
+            sharded_pubsub=settings.redis_topology == "cluster" if sharded_pubsub is None else sharded_pubsub,
             layout=keys.configure(settings.redis_key_prefix),
         )
 
