@@ -6,20 +6,14 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
-
 from roomd.config import from_env
-from roomd.domain import redis_target
 from roomd.domain.redis_target import target_from_settings
 from roomd.domain.store import RoomStore
 from tests.roomctl.conftest import invoke
 from tests.support.redis_ha import ClusterServers
 
 
-async def test_events_follows_a_room_on_a_cluster_and_all_is_refused(
-    redis_cluster: ClusterServers, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(redis_target, "CLUSTER_READY", True)  # (roomctl runs in this process)
+async def test_events_follows_a_room_on_a_cluster_and_all_is_refused(redis_cluster: ClusterServers) -> None:
     target = target_from_settings(from_env(redis_cluster.env()))
     client: Any = target.command_client(command_timeout=5, connect_timeout=2)
     try:
