@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from roomd.domain import keys
+from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError
 from roomd.domain.store import CLAIM_GRACE_MS, RoomOptions, RoomStore, new_user_id, now_ms
 from roomd.protocol import ErrorCode
@@ -235,8 +236,8 @@ async def test_every_mutation_publishes_in_order(store: RoomStore, redis_client:
         message = await pubsub.get_message(timeout=2)
         assert message is not None
         if message["type"] == "message":
-            meta, _, frame = message["data"].partition(b"\n")
-            seen.append((json.loads(meta).get("seq"), json.loads(frame)["event"]))
+            msg = BusMessage.decode(message["data"])
+            seen.append((msg.seq, msg.frame()["event"]))
     await pubsub.aclose()
     assert [event for _, event in seen] == [
         "user:joined",
@@ -333,9 +334,9 @@ async def test_a_code_overdue_for_expiry_is_not_reused_before_the_sweep(redis_cl
         message = await pubsub.get_message(timeout=2)
         assert message is not None
     await pubsub.aclose()
-    meta, _, frame = message["data"].partition(b"\n")
-    assert json.loads(frame) == {"event": "room:closed", "data": {"reason": "EXPIRED"}}
-    assert json.loads(meta) == {"close": {"code": 4410}, "inc": first}  # for the old room's sockets only
+    expired = BusMessage.decode(message["data"])
+    assert expired.frame() == {"event": "room:closed", "data": {"reason": "EXPIRED"}}
+    assert expired.meta() == {"close": {"code": 4410}, "inc": first}  # for the old room's sockets only
     assert await member(redis_client, "Q", old.user_id) is None
     new = await store.create_room("New")
     assert new.room_code == "Q"
@@ -359,7 +360,7 @@ async def test_every_event_carries_the_rooms_incarnation(store: RoomStore, redis
         message = await pubsub.get_message(timeout=2)
         assert message is not None
         if message["type"] == "message":
-            metas.append(json.loads(message["data"].partition(b"\n")[0]))
+            metas.append(BusMessage.decode(message["data"]).meta())
     await pubsub.aclose()
     assert [m["inc"] for m in metas] == [snapshot.incarnation] * 5
     assert not await redis_client.exists(L.claim(host.room_code))  # cleaned with the room
