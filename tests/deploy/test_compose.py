@@ -75,6 +75,8 @@ def test_redis_nodes_are_cluster_nodes_with_fixed_addresses_and_their_own_volume
         assert args[args.index("--cluster-enabled") + 1] == "yes"
         assert args[args.index("--port") + 1] == "6379"
         assert "--cluster-config-file" in args and "--appendonly" in args
+        # a shard failing over must not stop the others (README: Running on a Cluster)
+        assert args[args.index("--cluster-require-full-coverage") + 1] == "no"
         assert "redis-cli" in " ".join(node["healthcheck"]["test"])
         (volume,) = node["volumes"]
         assert volume.endswith(":/data") and volume.split(":")[0] in compose["volumes"]
