@@ -25,19 +25,19 @@ acted on. roomd and roomctl share this one implementation.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import ClusterError, ResponseError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ClusterError, NoScriptError, ResponseError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -182,6 +182,29 @@ class Replaced(Exception):
     """The user's current socket is another one (it replaced this one)."""
 
 
+class LuaScript:
+    """A script run by its SHA; on ``NOSCRIPT``, by its text on the same node (which caches it there).
+
+    redis-py's own ``register_script`` answers NOSCRIPT with ``SCRIPT LOAD``, which a
+    ``RedisCluster`` sends to *every* master: while one master is down (a failover),
+    a script's first run on any healthy shard then fails. ``EVAL`` routes by the
+    script's keys, like ``EVALSHA``, so only the room's own shard is involved.
+    """
+
+    __slots__ = ("client", "sha", "text")
+
+    def __init__(self, client: aioredis.Redis, text: str) -> None:
+        self.client = client
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.client.eval(self.text, len(keys), *keys, *args)
+
+
 class RoomStore:
     """Atomic room operations over one ``redis.asyncio`` client (or a ``RedisCluster``)."""
 
@@ -213,11 +236,15 @@ class RoomStore:
         # The roomd instance whose sockets this store connects ("" for roomctl and
         # tools): recorded with each socket so live instances can clean up after it.
         self.instance_id = ""
+        # Sockets connected while their socket-index entry could not be written (the shard of
+        # the instance's cross-room keys was failing over): socket id -> (room code, user id).
+        # Reconciliation writes the entry later; until then the socket is not judged missing.
+        self.unindexed: dict[str, tuple[str, str]] = {}
         self.code_alphabet = code_alphabet
         self.code_length = code_length
         self.max_users = max_users
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(script_text(name, sharded_pubsub)) for name in ROOM_SCRIPTS + INDEX_SCRIPTS
+        self._scripts: dict[str, LuaScript] = {
+            name: LuaScript(client, script_text(name, sharded_pubsub)) for name in ROOM_SCRIPTS + INDEX_SCRIPTS
         }
 
     @classmethod
@@ -381,16 +408,16 @@ class RoomStore:
         index *before* the script (and the instance ``roomd:instances``, if it has not
         heartbeated yet): an instance that dies right after the script is still reaped.
         An entry whose connect failed is dropped by reconciliation.
+
+        Those two keys are cross-room: on a Cluster they live on one shard, maybe not the
+        room's. While that shard fails over, the connect goes on without the entry (listed in
+        :attr:`unindexed`, written by reconciliation once the shard is back), so rooms on
+        healthy shards keep accepting sockets. Only if this instance died within those
+        seconds would its member stay "connected" until the room's next change of host or TTL.
         """
         instance = self.instance_id
-        if instance:
-            await guard(
-                asyncio.gather(
-                    self.client.sadd(self.keys.instance_sockets(instance), keys.socket_entry(code, user_id, socket_id)),
-                    self.client.zadd(self.keys.instances, {instance: now_ms()}, nx=True),
-                ),
-                self.command_timeout,
-            )
+        if instance and not await self.index_socket(code, user_id, socket_id):
+            self.unindexed[socket_id] = (code, user_id)
         since_arg = "" if since is None else since
         raw = await self._room("connect", code, user_id, socket_id, self.ttl_ms, now_ms(), instance, since_arg)
         if _text(raw[0]) == "resumed":
@@ -411,6 +438,21 @@ class RoomStore:
             if str(exc).strip() == "REPLACED":
                 raise Replaced() from None
             raise
+
+    async def index_socket(self, code: str, user_id: str, socket_id: str) -> bool:
+        """Write the socket's entry in this instance's index (and the instance, if new); False if Redis failed."""
+        entry = keys.socket_entry(code, user_id, socket_id)
+        try:
+            await guard(
+                asyncio.gather(
+                    self.client.sadd(self.keys.instance_sockets(self.instance_id), entry),
+                    self.client.zadd(self.keys.instances, {self.instance_id: now_ms()}, nx=True),
+                ),
+                self.command_timeout,
+            )
+        except StoreUnavailable:
+            return False
+        return True
 
     async def disconnect(self, code: str, user_id: str, socket_id: str) -> bool:
         """Mark the user disconnected if ``socket_id`` is still their socket; it leaves the socket index anyway.

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from roomd.domain import keys
 from roomd.domain.errors import StoreUnavailable
-from roomd.domain.store import guard, now_ms, script_text
+from roomd.domain.store import LuaScript, guard, now_ms, script_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Throttle:
         self.command_timeout = command_timeout
         self.window_ms = window_ms
         self.keys = layout or keys.layout()
-        self._script = client.register_script(script_text("throttle"))
+        self._script = LuaScript(client, script_text("throttle"))
 
     async def hit(self, client_id: str, limit: int | None = None) -> Verdict:
         """Count one request of ``client_id`` if it is within ``limit`` (default: the HTTP limit).

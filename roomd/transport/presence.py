@@ -16,7 +16,8 @@ background loop:
   stalled) is disconnected; a socket without an entry on two passes in a row
   (this instance was reaped while it hung, or an event that should have closed
   the socket was lost) is closed with 1001 so its client reconnects and gets
-  the truth.
+  the truth. A socket that connected while its entry could not be written (a
+  Cluster shard failing over: ``RoomStore.unindexed``) gets its entry here first.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ class Presence:
     async def reconcile(self) -> None:
         """Make the socket index and the sockets this instance holds agree."""
         services, store = self.services, self.services.store
-        registered = {s.socket_id for s in services.hub.sockets() if s.registered}
+        live = {s.socket_id for s in services.hub.sockets()}
+        for socket_id, (code, user_id) in list(store.unindexed.items()):  # connected during a failover
+            if socket_id not in live or await store.index_socket(code, user_id, socket_id):
+                store.unindexed.pop(socket_id, None)
+        registered = {s.socket_id for s in services.hub.sockets() if s.registered} - set(store.unindexed)
         refs = await store.instance_sockets()
         # Read after the index: a socket whose entry we read had joined the hub before its
         # connect script ran, so if it is gone from the hub now, it has closed.

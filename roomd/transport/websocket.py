@@ -226,9 +226,9 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         except DomainError as exc:
             self._fail(exc.code, _CONNECT_CLOSE.get(exc.code, CloseCode.NOT_FOUND), exc.message)
             return
-        except (StoreUnavailable, TimeoutError):
+        except (StoreUnavailable, TimeoutError) as exc:
             services.metrics.redis_errors.inc()
-            log.warning("connect failed: Redis unavailable")
+            log.warning("connect failed: Redis unavailable (%s)", exc)
             self._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
             return
         except Exception:

@@ -10,16 +10,19 @@ Also: cluster errors reach clients as 503, never 500 (``store.guard``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     MasterDownError,
+    RedisError,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -171,34 +174,51 @@ async def test_master_killed_under_traffic(
         assert len(_view(sock)) == truth.body["memberCount"], f"room {code}: the socket's members differ from Redis"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: every WebSocket connect first writes roomd:instances and the instance's socket "
-    "index (one shard each, cross-room keys), so while that shard has no master, connects to rooms on every "
-    "shard fail; fix: shard those keys (issue 12 §1) or let the connect go on without them",
-)
 async def test_websocket_connects_to_other_shards_during_a_failover(
     make_redis_cluster: Callable[..., ClusterServers], spawn_roomd: Spawn
 ) -> None:
-    """Kill the master holding ``roomd:instances``; sockets to rooms on the other shards still connect."""
+    """Kill the master holding ``roomd:instances``; sockets to rooms on the other shards still connect,
+    and once the shard is back their socket-index entries are written and the sockets stay open."""
     servers = make_redis_cluster(node_timeout_ms=2000)
     env = {**servers.env(), "REDIS_URL": "", "REDIS_COMMAND_TIMEOUT": "1000", "REDIS_CONNECT_TIMEOUT": "1000",
-           "REDIS_MAX_RETRIES": "1"}  # fmt: skip
+           "REDIS_MAX_RETRIES": "1", "INSTANCE_TIMEOUT_MS": "1500"}  # fmt: skip
     roomd = spawn_roomd(**env)
     api = Api(roomd.http)
-    victim = await asyncio.to_thread(servers.master_of_slot, key_slot(keys.layout().instances.encode()))
+    layout = keys.layout()
+    victim = await asyncio.to_thread(servers.master_of_slot, key_slot(layout.instances.encode()))
     codes: list[str] = []
     while len(codes) < 2:
         code = (await api.create("Host"))["roomCode"]
-        slot = key_slot(keys.layout().room(code).encode())
+        slot = key_slot(layout.room(code).encode())
         if (await asyncio.to_thread(servers.master_of_slot, slot)).port != victim.port:
             codes.append(code)
     players = [await api.join(code, f"P{i}") for i in range(3) for code in codes]
     await asyncio.to_thread(victim.kill)
+    sockets: list[Socket] = []
     try:
         for player in players:  # during the failover (node timeout 2 s): rooms on healthy shards
             sock = await Socket.connect(roomd.ws, player["token"])
             await sock.expect("room:state", timeout=5)
-            sock.close()
+            sockets.append(sock)
     finally:
         await asyncio.to_thread(servers.wait_healthy, 30)
+    cluster = RedisCluster.from_url(f"redis://{servers.startup_nodes.split(',')[0]}")
+    try:
+        deadline = time.monotonic() + 15
+        entries: set[bytes] = set()
+        while time.monotonic() < deadline:  # reconciliation writes the entries the failover kept out
+            with contextlib.suppress(RedisError):
+                instances = await cluster.zrange(layout.instances, 0, -1)
+                entries = set().union(*[await cluster.smembers(layout.instance_sockets(i.decode())) for i in instances])
+            if len(entries) >= len(players):
+                break
+            await asyncio.sleep(0.2)
+        assert len(entries) >= len(players), entries
+    finally:
+        await cluster.aclose()
+    for code in codes:  # a marker through each room: every socket is still open and live
+        marker = await api.join(code, "Marker")
+        for sock, player in zip(sockets, players, strict=True):
+            if player["roomCode"] == code:
+                while (await sock.expect("user:joined"))["user"]["id"] != marker["userId"]:
+                    pass

@@ -447,3 +447,12 @@ async def test_one_expiry_sweep_handles_more_than_a_batch(redis_client: aioredis
     await redis_client.delete(L.room(expired))  # ...has expired
     assert await store.expire_due_rooms(limit=100) == [expired]
     assert await redis_client.zcount(L.expiry, "-inf", now_ms()) == 0  # every live room re-armed
+
+
+async def test_scripts_survive_a_flushed_script_cache(store: RoomStore) -> None:
+    """NOSCRIPT (a restarted or promoted node) is answered by EVAL on the same node, which caches the script."""
+    room = await store.create_room("Ana")
+    await store.client.script_flush()
+    joined = await store.join_room(room.room_code, "Bob")  # EVALSHA -> NOSCRIPT -> EVAL
+    assert joined.room_code == room.room_code
+    assert await store.client.script_exists(store._scripts["join"].sha) == [True]
