@@ -717,7 +717,7 @@ class Run:
         try:
             for name, args in self.captured.items():
                 for label, clients, pipeline in (("pipelined", 8, 16), ("one at a time", 50, 1)):
-                    cpu0, t0 = cpu_seconds(self.probe.pid), time.perf_counter()
+                    cpu0, t0, drained0 = cpu_seconds(self.probe.pid), time.perf_counter(), drained[0]
                     subprocess.run(
                         [binary, "-h", "127.0.0.1", "-p", str(self.redis.port), "-c", str(clients),
                          "-P", str(pipeline), "-n", str(requests), "-q", *args],
@@ -731,6 +731,8 @@ class Run:
                         "redis_cpu_pct": round(cpu / seconds * 100),
                         "redis_cpu_us_per_script": round(cpu / requests * 1e6, 1),
                         "per_redis_core_per_s": round(requests / cpu),
+                        # each replay published its event (a replayed no-op would cost less and publish nothing)
+                        "published_bytes_per_script": round((drained[0] - drained0) / requests),
                     }
                     print(f"  Redis capacity, {name}, {label}: {result}", file=sys.stderr, flush=True)
         finally:
