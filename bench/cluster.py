@@ -16,6 +16,10 @@ set-up included; for the cluster, the masters' sum and the busiest one). On this
 2-core machine the load generator, roomd and every Redis share the cores: the point
 is the difference between the two targets, not absolute capacity (docs/scaling.md).
 
+Then the Redis side alone: one ``room:toggle_lock`` script replayed by redis-benchmark on one
+Redis and on the cluster master serving the room (with its replica attached): Redis CPU per
+event script, i.e. how many events one master's core runs per second.
+
 roomd refuses ``REDIS_CLUSTER_NODES`` until the build serves Cluster
 (``roomd.domain.redis_target.CLUSTER_READY``): the cluster rows are then skipped
 with a message, and the one-Redis rows still run. Bounded: about 2 minutes with the
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -134,6 +139,112 @@ def fanout_round(bases: list[str], pids: list[int], duration: float) -> list[dic
     return result["phases"]  # type: ignore[no-any-return]
 
 
+def script_cost(start_roomd: Callable[[], Roomd], *, single: Redis | None = None, cluster: Any = None,
+                requests: int = 60_000) -> dict[str, Any]:  # fmt: skip
+    """Redis CPU per ``room:toggle_lock`` script on the node serving the room (and on its replica).
+
+    A room of 8 is made through roomd, one toggle's exact EVALSHA is captured with MONITOR on
+    that node, roomd is stopped, and redis-benchmark replays it (50 connections, one command at
+    a time, as roomd's pools send them) with one subscriber draining the room's channel.
+    """
+    import shutil
+    import socket
+    import threading
+    import urllib.request
+
+    from bench.costs import _monitor_args, _resp
+    from bench.wsclient import LeanSocket
+
+    binary = shutil.which("redis-benchmark")
+    if binary is None:
+        return {"skipped": "redis-benchmark is not installed"}
+
+    def post(base: str, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(base + path, data=b'{"displayName":"b"}', method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    roomd = start_roomd()
+    try:
+        host = post(roomd.base, "/rooms")
+        code = host["roomCode"]
+        for _ in range(7):
+            post(roomd.base, f"/rooms/{code}/join")
+        if single is not None:
+            port, pid, replica_pid, sub = single.port, single.process.pid, None, "SUBSCRIBE"
+        else:
+            with cluster.nodes[0].client() as c:
+                slot = int(c.execute_command("CLUSTER", "KEYSLOT", f"room:{{{code}}}"))
+            master = cluster.master_of_slot(slot)
+            replica = next(n for n in cluster.nodes if n.running and n is not master
+                           and n.info("replication").get("master_port") == master.port)  # fmt: skip
+            port, pid, replica_pid, sub = master.port, master.process.pid, replica.process.pid, "SSUBSCRIBE"
+        monitor = socket.create_connection(("127.0.0.1", port))
+        monitor.sendall(_resp("MONITOR"))
+        assert monitor.recv(5) == b"+OK\r\n"
+
+        async def toggle() -> str:
+            got: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def on_text(payload: bytes) -> None:
+                if b"room:lock_toggled" in payload and not got.done():
+                    got.set_result(None)
+
+            url = roomd.base.replace("http://", "ws://") + "/ws?token=" + host["token"]
+            sock = await LeanSocket.connect(url, on_text)
+            sock.send_text('{"event":"room:toggle_lock","id":1}')
+            await asyncio.wait_for(got, 10)
+            sock.abort()
+            return code
+
+        asyncio.run(toggle())
+        monitor.settimeout(0.5)
+        raw = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := monitor.recv(1 << 20):
+                raw += chunk
+        monitor.close()
+        calls = [a for line in raw.decode(errors="replace").splitlines()
+                 if (a := _monitor_args(line)) and a[0].lower() == "evalsha" and any(code in x for x in a)]  # fmt: skip
+        args = next(a for a in calls if "toggle" in a)  # not the connect's or the disconnect's scripts
+        with socket.create_connection(("127.0.0.1", port)) as probe:
+            kind = "SHARDCHANNELS" if sub == "SSUBSCRIBE" else "CHANNELS"
+            probe.sendall(_resp("PUBSUB", kind, f"*{code}*"))
+            channel = next(x for x in probe.recv(4096).split(b"\r\n") if code.encode() in x).decode()
+    finally:
+        roomd.stop()
+    drain = socket.create_connection(("127.0.0.1", port))
+    drain.sendall(_resp(sub, channel))
+
+    drained = [0]
+
+    def discard() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := drain.recv(1 << 20):
+                drained[0] += len(chunk)
+
+    threading.Thread(target=discard, daemon=True).start()
+    try:
+        pids = [pid] + ([replica_pid] if replica_pid else [])
+        cpu0, t0 = [cpu_seconds(p) for p in pids], time.perf_counter()
+        subprocess.run([binary, "-p", str(port), "-c", "50", "-P", "1", "-n", str(requests), "-q", *args],
+                       check=True, capture_output=True, timeout=120)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+    finally:
+        drain.close()
+    result = {
+        "cpu_us_per_script": round(cpu[0] / requests * 1e6, 1),
+        "per_core_per_s": round(requests / cpu[0]),
+        "busy_pct": round(cpu[0] / seconds * 100),
+        "published_bytes_per_script": round(drained[0] / requests),  # each replay published its event
+    }
+    if len(cpu) > 1:
+        result["replica_cpu_us_per_script"] = round(cpu[1] / requests * 1e6, 1)
+    print(f"  Redis per toggle script: {result}", file=sys.stderr, flush=True)
+    return result
+
+
 def cluster_ready() -> tuple[bool, str]:
     """Whether this build's roomd serves REDIS_CLUSTER_NODES (it refuses it at start otherwise)."""
     sys.path.insert(0, str(ROOT))
@@ -146,7 +257,7 @@ def cluster_ready() -> tuple[bool, str]:
 
 def run_target(
     label: str, start_roomd: Callable[[], Roomd], redis_pids: list[int], flush: Callable[[], None],
-    procs: int, rounds: int, duration: float,
+    procs: int, rounds: int, duration: float, replica_pids: list[int] | None = None,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     servers = [start_roomd() for _ in range(procs)]
     out: dict[str, list[dict[str, Any]]] = {}
@@ -156,11 +267,12 @@ def run_target(
         pids = [p for s in servers for p in s.pids()]
         for _ in range(rounds):
             flush()
-            redis0 = {p: cpu_seconds(p) for p in redis_pids}
+            redis0 = {p: cpu_seconds(p) for p in [*redis_pids, *(replica_pids or [])]}
             t0 = time.perf_counter()
             phases = fanout_round(bases, pids, duration)
             seconds = time.perf_counter() - t0
             redis_pct = [(cpu_seconds(p) - redis0[p]) / seconds * 100 for p in redis_pids]
+            replicas_pct = sum((cpu_seconds(p) - redis0[p]) / seconds * 100 for p in replica_pids or [])
             for rate, phase in zip(RATES, phases, strict=True):
                 name = f"{label}, {procs} roomd, " + ("saturation" if rate is None else f"paced {rate:.0f}/s")
                 if "failed" in phase:
@@ -175,6 +287,7 @@ def run_target(
                         "roomd_cpu_pct": phase["cpu"],
                         "redis_cpu_pct_sum": sum(redis_pct),
                         "redis_cpu_pct_max": max(redis_pct),
+                        "replicas_cpu_pct": replicas_pct,
                     }
                 )
                 r = out[name][-1]
@@ -211,11 +324,14 @@ def main() -> None:
     results: dict[str, Any] = {}
     ready, why = cluster_ready()
 
+    scripts: dict[str, dict[str, Any]] = {}
     redis = Redis()
     try:
         for n in procs:
             results |= run_target("one Redis", lambda: Roomd(redis.url), [redis.process.pid], redis.flush, n,
                                   args.rounds, args.duration)  # fmt: skip
+        redis.flush()
+        scripts["one Redis"] = script_cost(lambda: Roomd(redis.url), single=redis)
     finally:
         redis.stop()
 
@@ -229,6 +345,7 @@ def main() -> None:
         try:
             masters = cluster.masters()
             pids = [m.process.pid for m in masters if m.process is not None]
+            replicas = [n.process.pid for n in cluster.nodes if n not in masters and n.process is not None]
 
             def flush() -> None:
                 for m in masters:
@@ -239,27 +356,37 @@ def main() -> None:
                 return Roomd("", REDIS_CLUSTER_NODES=cluster.startup_nodes)
 
             for n in procs:
-                results |= run_target("cluster (3 masters)", start, pids, flush, n, args.rounds, args.duration)
+                results |= run_target("cluster (3 masters)", start, pids, flush, n, args.rounds, args.duration,
+                                      replicas)  # fmt: skip
+            flush()
+            scripts["cluster master (with its replica)"] = script_cost(start, cluster=cluster)
         finally:
             cluster.cleanup()
 
     print(f"\nfan-out, 100 rooms x 10 members, medians of {args.rounds} rounds x {args.duration:.0f} s "
           f"({os.cpu_count()} cores, load generator on the same machine)\n")  # fmt: skip
-    print(f"{'target':44s} {'deliveries/s':>12s} {'p50 ms':>7s} {'p99 ms':>7s} {'roomd cpu':>9s} {'redis cpu':>14s}")
+    print(f"{'target':44s} {'deliveries/s':>12s} {'p50 ms':>7s} {'p99 ms':>7s} {'roomd cpu':>9s}  redis cpu (masters)")
     for name, r in results.items():
         if "failed" in r:
             print(f"{name:44s} FAILED: {r['failed']}")
             continue
         redis_cpu = f"{r['redis_cpu_pct_sum']:.0f}%" + (
-            f" (max {r['redis_cpu_pct_max']:.0f}%)" if r["redis_cpu_pct_sum"] != r["redis_cpu_pct_max"] else ""
+            f" (max {r['redis_cpu_pct_max']:.0f}%) + replicas {r['replicas_cpu_pct']:.0f}%"
+            if r["redis_cpu_pct_sum"] != r["redis_cpu_pct_max"]
+            else ""
         )
         print(f"{name:44s} {r['rate']:>12.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
-              f"{r['roomd_cpu_pct']:>8.0f}% {redis_cpu:>14s}")  # fmt: skip
+              f"{r['roomd_cpu_pct']:>8.0f}%  {redis_cpu}")  # fmt: skip
+    if scripts:
+        print("\nRedis CPU per room:toggle_lock script, replayed by redis-benchmark (50 connections, one at a time):")
+        for name, r in scripts.items():
+            extra = f", its replica {r['replica_cpu_us_per_script']} µs" if r.get("replica_cpu_us_per_script") else ""
+            print(f"  {name:36s} {r['cpu_us_per_script']} µs/script ({r['per_core_per_s']}/s per core){extra}")
     if not ready:
         print(f"(cluster rows skipped: {why})")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / time.strftime("cluster-%Y%m%d-%H%M%S.json")
-    path.write_text(json.dumps({"results": results, "cluster_ready": ready, "rounds": args.rounds,
+    path.write_text(json.dumps({"results": results, "scripts": scripts, "cluster_ready": ready, "rounds": args.rounds,
                                 "duration": args.duration, "cpus": os.cpu_count()}, indent=2))  # fmt: skip
     print(f"\nresults: {Path(path).relative_to(ROOT)}  ({time.perf_counter() - started:.0f} s)")
 
