@@ -20,8 +20,10 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 async def state_keys(client) -> set[bytes]:
-    """Every key but the rate limiter's counters."""
-    return {k async for k in client.scan_iter() if not k.decode().startswith(layout().throttle_prefix)}
+    """Every key but the rate limiter's counters and the live instances' own (heartbeats, socket indexes:
+    the shared roomd writes them at any moment)."""
+    ignored = (layout().throttle_prefix, layout().instances.removesuffix("instances"))
+    return {k async for k in client.scan_iter() if not k.decode().startswith(ignored)}
 
 
 def assert_error(r, status: int, code: str) -> None:
