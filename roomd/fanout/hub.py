@@ -63,12 +63,14 @@ class LocalSocket(Protocol):
 
 
 class _Room:
-    __slots__ = ("sockets", "users", "waiters")
+    __slots__ = ("inc", "seq", "sockets", "users", "waiters")
 
     def __init__(self) -> None:
         self.sockets: dict[str, LocalSocket] = {}
         self.users: dict[str, list[LocalSocket]] = {}
         self.waiters: dict[str, LocalSocket] = {}
+        self.seq = 0  # the highest seq this process has seen of the room (incarnation ``inc``)
+        self.inc: str | None = None
 
 
 class Hub:
@@ -114,6 +116,10 @@ class Hub:
             return
         if waiting:
             room.waiters[sock.socket_id] = sock
+            # The event an ack waits for may have come already: a player's game:send to the
+            # host reaches the host, not the sender, and often before the script's reply.
+            if room.seq:
+                sock.observe(room.seq)
         else:
             room.waiters.pop(sock.socket_id, None)
 
@@ -157,9 +163,13 @@ class Hub:
         for sock in targets:
             sock.deliver(msg, wire)
         self.delivered += len(targets)
-        if room.waiters and msg.seq is not None:
-            for sock in list(room.waiters.values()):
-                sock.observe(msg.seq)
+        if msg.seq is not None:
+            if msg.inc != room.inc:  # a reused code: seqs start again
+                room.inc, room.seq = msg.inc, 0
+            room.seq = max(room.seq, msg.seq)
+            if room.waiters:
+                for sock in list(room.waiters.values()):
+                    sock.observe(msg.seq)
 
     async def resync(self, codes: list[str]) -> None:
         """The broker's ``on_resubscribed``: these rooms' events may have been lost; every local

@@ -202,3 +202,18 @@ async def test_a_malformed_message_is_dropped_not_fatal(fanout: Any, caplog: Any
     room.publish("next")
     await settle()
     assert sock.events()[-1][0] == "next" and "malformed bus message" in caplog.text
+
+
+async def test_an_ack_whose_event_went_to_others_and_came_first_is_not_held(fanout: Any) -> None:
+    """A player's game:send to the host: its event (seq N) reaches only the host, and may reach this
+    process before the script's reply does. The ack waits for seq N, which this process has already
+    seen: it is written at once, not at the room's next event (in a quiet room: never)."""
+    hub, broker, _ = fanout
+    room = Room(broker, "CCCC")
+    host, player = [await Socket(hub, broker, room, user).connect() for user in ("host", "player")]
+    await settle()
+    seq = room.publish("game:message", to=["host"])
+    await settle()  # the event arrives ...
+    player.session.reply(frames.encode("ack", {"id": 1, "seq": seq}), after_seq=seq)  # ... then the reply
+    assert ("ack", None) in player.events()
+    assert ("game:message", seq) in host.events() and ("game:message", seq) not in player.events()
