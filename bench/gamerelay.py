@@ -49,7 +49,8 @@ def _machine_jiffies() -> tuple[int, int]:
 
 
 async def game_relay(bases: list[str], rooms: int, duration: float, rates: list[float | None],
-                     pids: list[int], acks: bool = True, active: int = 9) -> dict[str, Any]:  # fmt: skip
+                     pids: list[int], acks: bool = True, active: int = 9,
+                     redis_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Set up rooms and sockets once; one result per phase in ``rates``.
 
     ``active``: players per room that take part (closed loop: each of them
@@ -61,7 +62,7 @@ async def game_relay(bases: list[str], rooms: int, duration: float, rates: list[
     population = await _connect_rooms(bases, accounts)
     phases = []
     for rate in rates:
-        phases.append(await _phase(population, accounts, duration, rate, pids, acks, active))
+        phases.append(await _phase(population, accounts, duration, rate, pids, acks, active, redis_pid))
     for row in population:
         for member in row:
             assert member.sock is not None
@@ -109,7 +110,8 @@ def _player_message(phase: _Phase, player: Member, index: int) -> None:
 
 
 async def _phase(population: list[list[Member]], accounts: list[list[dict[str, Any]]], duration: float,
-                 rate: float | None, pids: list[int], acks: bool, active: int) -> dict[str, Any]:  # fmt: skip
+                 rate: float | None, pids: list[int], acks: bool, active: int,
+                 redis_pid: int | None) -> dict[str, Any]:  # fmt: skip
     phase = _Phase(duration, acks)
     closed = rate is None
 
@@ -152,6 +154,7 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
             player.handler = player_on
 
     meter = CpuMeter(pids)
+    redis_meter = CpuMeter([redis_pid] if redis_pid else [])
     cpu0 = time.process_time()
     machine0 = _machine_jiffies()
     phase.start = time.perf_counter()
@@ -171,12 +174,13 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
     # REDIS_COMMAND_TIMEOUT; their answers never come).
     # CPU figures are taken at the last progress, so that an idle wait does not dilute them.
 
-    def cpu_now() -> tuple[float, float, float]:
+    def cpu_now() -> tuple[float, float, float, float]:
         machine1 = _machine_jiffies()
         share = (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0]) * 100 * (os.cpu_count() or 1)
-        return meter.percent(), (time.process_time() - cpu0) / (time.perf_counter() - phase.start) * 100, share
+        own = (time.process_time() - cpu0) / (time.perf_counter() - phase.start) * 100
+        return meter.percent(), own, share, redis_meter.percent()
 
-    cpu, loadgen_cpu, machine_cpu = cpu_now()
+    cpu, loadgen_cpu, machine_cpu, redis_cpu = cpu_now()
     deadline = time.perf_counter() + duration + DRAIN_SECONDS
     seen = phase.last_delivery
     while time.perf_counter() < deadline and (
@@ -184,12 +188,12 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
     ):
         if phase.last_delivery != seen:
             seen = phase.last_delivery
-            cpu, loadgen_cpu, machine_cpu = cpu_now()
+            cpu, loadgen_cpu, machine_cpu, redis_cpu = cpu_now()
         elif time.perf_counter() - max(seen, phase.stop) > DRAIN_IDLE_SECONDS:
             break
         await asyncio.sleep(0.002)
     else:
-        cpu, loadgen_cpu, machine_cpu = cpu_now()
+        cpu, loadgen_cpu, machine_cpu, redis_cpu = cpu_now()
     # Paced: the schedule's length, or longer if roomd fell behind (then the rate shows it).
     elapsed = phase.last_delivery - phase.start if closed else max(duration, phase.last_delivery - phase.start)
     missing = phase.sent * DELIVERIES_PER_MESSAGE - phase.deliveries
@@ -211,6 +215,7 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
         "first_error": phase.first_error,
         "cpu": cpu,
         "loadgen_cpu": loadgen_cpu,
+        "redis_cpu": redis_cpu,
         "machine_cpu": machine_cpu,  # every process on the machine (100% = one core)
     }
 

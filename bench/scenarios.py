@@ -228,9 +228,18 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     sent_total = 0
+    errors = 0  # toggles refused (error:room, e.g. REDIS_UNAVAILABLE when roomd is overloaded) or deliveries lost
     meter = CpuMeter(pids)
     start = time.perf_counter()
     stop = start + duration
+
+    async def settle(done: asyncio.Future[None], left: list[int]) -> None:
+        """Wait for the outstanding deliveries; count them as errors after 30 s instead of failing the run."""
+        nonlocal errors
+        try:
+            await asyncio.wait_for(done, 30)
+        except TimeoutError:
+            errors += left[0]
 
     async def closed_loop(row: list[Member]) -> None:
         nonlocal sent_total
@@ -240,17 +249,21 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
             t0 = time.perf_counter()
 
             def on(payload: bytes, t0: float = t0, left: list[int] = left, done: asyncio.Future[None] = done) -> None:
+                nonlocal errors
                 if b'"room:lock_toggled"' in payload:
                     latencies.append(time.perf_counter() - t0)
                     left[0] -= 1
                     if left[0] == 0:
                         done.set_result(None)
+                elif b'"error:room"' in payload and not done.done():  # the toggle was refused: no event comes
+                    errors += 1
+                    done.set_result(None)
 
             for member in row:
                 member.handler = on
             row[0].send(TOGGLE)
             sent_total += 1
-            await asyncio.wait_for(done, 30)
+            await settle(done, left)
 
     async def paced(row: list[Member], period: float, offset: float) -> None:
         nonlocal sent_total
@@ -263,12 +276,18 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
             seen = [0]
 
             def on(payload: bytes) -> None:
+                nonlocal errors
                 if b'"room:lock_toggled"' in payload:
-                    latencies.append(time.perf_counter() - sent[seen[0]])
+                    latencies.append(time.perf_counter() - sent[min(seen[0], len(sent) - 1)])
                     seen[0] += 1
                     left[0] -= 1
-                    if left[0] == 0:
-                        done.set_result(None)
+                elif b'"error:room"' in payload:  # a refused toggle (host only): its events never come
+                    errors += 1  # (later latencies of this room are then attributed to earlier sends)
+                    left[0] -= len(row)
+                else:
+                    return
+                if left[0] <= 0 and not done.done():
+                    done.set_result(None)
 
             return on
 
@@ -281,7 +300,7 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
             row[0].send(TOGGLE)
             sent_total += 1
             next_at += period
-        await asyncio.wait_for(done, 30)
+        await settle(done, left)
 
     if rate is None:
         await asyncio.gather(*(closed_loop(row) for row in population))
@@ -294,7 +313,14 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
     for row in population:
         for member in row:
             member.handler = None
-    return {"count": len(latencies), "elapsed": elapsed, "sent": sent_total, "latencies": latencies, "cpu": cpu}
+    return {
+        "count": len(latencies),
+        "elapsed": elapsed,
+        "sent": sent_total,
+        "errors": errors,
+        "latencies": latencies,
+        "cpu": cpu,
+    }
 
 
 async def idle_sockets(base: str, count: int) -> None:
