@@ -27,6 +27,7 @@ and the next request after the failover reaches the new master.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 from typing import Any, ClassVar
 
@@ -225,6 +226,25 @@ class SentinelTarget(RedisTarget):
         )
 
 
+class _QueueingCluster(RedisCluster):
+    """A ``RedisCluster`` whose commands wait for a free connection instead of failing.
+
+    redis-py's cluster client has no blocking pool: past ``max_connections`` to one node,
+    a command fails at once with MaxConnectionsError (a burst of 100 creates, or a mass
+    disconnect, answered 503 while Redis idled). At most ``max_connections`` commands are
+    in flight per process, so no node's pool can be exhausted, and the rest queue, as
+    they do on one Redis with the blocking pool (``store.make_redis_client``).
+    """
+
+    def __init__(self, max_in_flight: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
 @dataclasses.dataclass(frozen=True)
 class ClusterTarget(RedisTarget):
     """A Redis Cluster reached through any of ``nodes`` (REDIS_CLUSTER_NODES).
@@ -262,8 +282,9 @@ class ClusterTarget(RedisTarget):
         max_connections: int = POOL_SIZE,
     ) -> aioredis.Redis:
         # redis-py's cluster client has no waiting pool: beyond max_connections per node a
-        # command fails at once (MaxConnectionsError, a ConnectionError: StoreUnavailable).
-        cluster = RedisCluster(
+        # command fails at once (MaxConnectionsError). _QueueingCluster makes a burst wait instead.
+        cluster = _QueueingCluster(
+            max_connections,
             startup_nodes=[ClusterNode(host, port) for host, port in self.nodes],
             username=self.username,
             password=self.password,

@@ -340,3 +340,16 @@ def test_every_topology_variable_is_documented() -> None:
         assert f"`{name}`" in readme, f"{name} is not in README's configuration table"
     for name in ("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_CLUSTER_NODES"):
         assert name in deployment, f"{name} is not in docs/deployment.md"
+
+
+async def test_a_burst_on_a_cluster_waits_for_connections_instead_of_failing(redis_cluster: ClusterServers) -> None:
+    """redis-py's cluster client fails a command at once past max_connections to a node (MaxConnectionsError):
+    a burst of creates answered 503 while Redis idled. Commands now queue, as with one Redis's blocking pool."""
+    cluster: Any = _cluster_target(redis_cluster).command_client(command_timeout=5, max_connections=4)
+    try:
+        key = "redis-target:{burst}"
+        results = await asyncio.gather(*(cluster.incr(key) for _ in range(200)))
+        assert sorted(results) == list(range(1, 201))
+        await cluster.delete(key)
+    finally:
+        await cluster.aclose()
