@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support import nginx
 from tests.support.clients import Api, Socket
 from tests.support.processes import ROOT, RoomdProcess, free_port
 
@@ -154,35 +148,10 @@ def test_nginx_config_keeps_metrics_internal_and_tokens_out_of_logs() -> None:
 # --- nginx for real -----------------------------------------------------------------------
 
 
-def _nginx_binary() -> str:
-    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-    if binary is None:
-        pytest.skip("nginx is not installed")
-    return binary
-
-
-def _wrapped(conf: str, work: Path) -> Path:
-    """The conf.d file inside a minimal nginx.conf, writing only under ``work``."""
-    conf = conf.replace("/var/log/nginx/access.log", str(work / "access.log"))
-    temp = " ".join(f"{kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    path = work / "nginx.conf"
-    path.write_text(
-        f"pid {work / 'nginx.pid'};\nerror_log {work / 'error.log'};\nevents {{}}\nhttp {{\n{temp}\n{conf}\n}}\n"
-    )
-    return path
-
-
 def test_nginx_accepts_the_config() -> None:
-    binary = _nginx_binary()
-    work = Path(tempfile.mkdtemp(prefix="roomd-nginx-"))
-    try:
-        conf = NGINX_CONF.read_text().replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
-        path = _wrapped(conf, work)
-        check = subprocess.run([binary, "-t", "-p", str(work), "-c", str(path)], capture_output=True, text=True,
-                               timeout=30)  # fmt: skip
-        assert check.returncode == 0, check.stderr
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    conf = NGINX_CONF.read_text().replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
+    checked = nginx.check(conf)
+    assert checked.returncode == 0, checked.stderr
 
 
 @pytest.fixture
@@ -191,48 +160,15 @@ def two_roomds(spawn_roomd: Callable[..., RoomdProcess]) -> list[RoomdProcess]:
 
 
 @pytest.fixture
-def nginx(two_roomds: list[RoomdProcess]) -> Iterator[int]:
+def proxy(two_roomds: list[RoomdProcess]) -> Iterator[int]:
     """deploy/nginx-cluster.conf in front of two real roomd processes sharing the test Redis."""
-    binary = _nginx_binary()
-    work = Path(tempfile.mkdtemp(prefix="roomd-nginx-"))
     port = free_port()
     conf = NGINX_CONF.read_text().replace("listen 80;", f"listen 127.0.0.1:{port};")
     for address, roomd in zip(("172.28.0.21:3000", "172.28.0.22:3000"), two_roomds, strict=True):
         assert address in conf
         conf = conf.replace(address, f"127.0.0.1:{roomd.port}")
-    path = _wrapped(conf, work)
-    process = subprocess.Popen([binary, "-p", str(work), "-c", str(path), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
+    with nginx.running(conf, port):
         yield port
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _status(port: int, path: str, source: str = "127.0.0.1") -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: rooms.example.com\r\nConnection: close\r\n\r\n".encode())
-        head = b""
-        while b"\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    return int(head.split()[1])
 
 
 def _open_sockets(roomd: RoomdProcess) -> int:
@@ -243,23 +179,23 @@ def _open_sockets(roomd: RoomdProcess) -> int:
     return int(float(match[1]))
 
 
-async def test_nginx_serves_the_api_and_keeps_metrics_internal(nginx: int) -> None:
-    assert _status(nginx, "/health") == 200
-    assert _status(nginx, "/metrics", source="127.0.0.2") == 403
-    assert _status(nginx, "//metrics", source="127.0.0.2") == 403
-    room = await Api(f"http://127.0.0.1:{nginx}").create("Ana")
+async def test_nginx_serves_the_api_and_keeps_metrics_internal(proxy: int) -> None:
+    assert nginx.status(proxy, "/health") == 200
+    assert nginx.status(proxy, "/metrics", source="127.0.0.2") == 403
+    assert nginx.status(proxy, "//metrics", source="127.0.0.2") == 403
+    room = await Api(f"http://127.0.0.1:{proxy}").create("Ana")
     assert re.fullmatch(r"[A-Z]{4}", room["roomCode"])
 
 
-async def test_sockets_naming_their_room_land_on_one_instance(nginx: int, two_roomds: list[RoomdProcess]) -> None:
-    api = Api(f"http://127.0.0.1:{nginx}")
+async def test_sockets_naming_their_room_land_on_one_instance(proxy: int, two_roomds: list[RoomdProcess]) -> None:
+    api = Api(f"http://127.0.0.1:{proxy}")
     host = await api.create("Host")
     code = host["roomCode"]
     tokens = [host["token"]] + [(await api.join(code, f"P{i}"))["token"] for i in range(5)]
     before = [_open_sockets(r) for r in two_roomds]
     sockets = []
     for token in tokens:  # through nginx, upgraded, room:state received: the WebSocket path works
-        sock = await Socket.connect(f"ws://127.0.0.1:{nginx}/ws?token={token}&room={code}")
+        sock = await Socket.connect(f"ws://127.0.0.1:{proxy}/ws?token={token}&room={code}")
         state = await sock.expect("room:state")
         assert state["room"]["code"] == code
         sockets.append(sock)
@@ -267,7 +203,7 @@ async def test_sockets_naming_their_room_land_on_one_instance(nginx: int, two_ro
     assert sorted(added) == [0, len(tokens)], f"sockets per instance: {added}"
     # the same room spelled in lower case still reaches the same room (roomd ignores `room`)
     late = await api.join(code, "Late")
-    sock = await Socket.connect(f"ws://127.0.0.1:{nginx}/ws?token={late['token']}&room={code.lower()}")
+    sock = await Socket.connect(f"ws://127.0.0.1:{proxy}/ws?token={late['token']}&room={code.lower()}")
     await sock.expect("room:state")
     for s in [*sockets, sock]:
         s.close()

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from roomd import config
+from tests.support import nginx
 from tests.support.processes import ROOT, RoomdProcess, free_port
 
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -88,65 +82,22 @@ def test_nginx_conf_keeps_query_strings_out_of_logs() -> None:
 
 
 @pytest.fixture
-def nginx(roomd: RoomdProcess) -> Iterator[int]:
+def proxy(roomd: RoomdProcess) -> Iterator[int]:
     """deploy/nginx.conf run for real in front of the shared roomd (TLS replaced by plain HTTP)."""
-    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-    if binary is None:
-        pytest.skip("nginx is not installed")
-    work = Path(tempfile.mkdtemp(prefix="roomd-nginx-"))
     port = free_port()
     conf = NGINX_CONF.read_text()
     conf = conf.replace("server 127.0.0.1:3000;", f"server 127.0.0.1:{roomd.port};")
     conf = conf.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port};")
     conf = re.sub(r"^\s*ssl_certificate(_key)? .*$", "", conf, flags=re.M)
-    conf = conf.replace("/var/log/nginx/roomd.access.log", str(work / "access.log"))
-    temp = " ".join(f"{kind}_temp_path {work / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (work / "nginx.conf").write_text(
-        f"pid {work / 'nginx.pid'};\nerror_log {work / 'error.log'};\nevents {{}}\nhttp {{\n{temp}\n{conf}\n}}\n"
-    )
-    check = subprocess.run([binary, "-t", "-p", str(work), "-c", str(work / "nginx.conf")], capture_output=True,
-                           text=True, timeout=30)  # fmt: skip
-    assert check.returncode == 0, check.stderr
-    process = subprocess.Popen([binary, "-p", str(work), "-c", str(work / "nginx.conf"), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
+    with nginx.running(conf, port):
         yield port
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _get(port: int, path: str, source: str) -> int:
-    """Status of GET ``path`` through nginx, sent from the local address ``source``."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: rooms.example.com\r\nConnection: close\r\n\r\n".encode())
-        head = b""
-        while b"\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    return int(head.split()[1])
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/metrics/", "//metrics", "/./metrics", "/metrics?x=1"])
-def test_nginx_answers_metrics_to_allowed_addresses_only(nginx: int, path: str) -> None:
-    assert _get(nginx, path, "127.0.0.2") == 403  # any address not allowed (loopback, but not 127.0.0.1)
+def test_nginx_answers_metrics_to_allowed_addresses_only(proxy: int, path: str) -> None:
+    assert nginx.status(proxy, path, "127.0.0.2") == 403  # any address not allowed (loopback, but not 127.0.0.1)
     if path in ("/metrics", "/metrics?x=1"):
-        assert _get(nginx, path, "127.0.0.1") == 200
-    assert _get(nginx, "/health", "127.0.0.2") == 200  # the rest of roomd is public
-    with urllib.request.urlopen(f"http://127.0.0.1:{nginx}/health", timeout=10) as response:
+        assert nginx.status(proxy, path, "127.0.0.1") == 200
+    assert nginx.status(proxy, "/health", "127.0.0.2") == 200  # the rest of roomd is public
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy}/health", timeout=10) as response:
         assert response.status == 200

@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from roomd.domain import keys
 from roomd.domain.errors import StoreUnavailable
 from roomd.domain.store import guard
-from tests.support.clients import Api, Socket, http
+from tests.support.clients import Api, Socket, http, member_view
 from tests.support.processes import RoomdProcess
 from tests.support.redis_ha import ClusterServers
 
@@ -66,17 +66,6 @@ async def test_guard_keeps_other_response_errors() -> None:
     """A script bug stays a bug (500), it is not disguised as Redis being away."""
     with pytest.raises(ResponseError):
         await guard(_raise(ResponseError("ERR wrong number of arguments")))
-
-
-def _view(sock: Socket) -> set[str]:
-    """Member ids as this client knows them: its last ``room:state`` plus the joins after it."""
-    frames = sock.received
-    last = max(i for i, f in enumerate(frames) if f["event"] == "room:state")
-    members = {u["id"] for u in frames[last]["data"]["users"]}
-    for frame in frames[last + 1 :]:
-        if frame["event"] == "user:joined":
-            members.add(frame["data"]["user"]["id"])
-    return members
 
 
 async def test_master_killed_under_traffic(
@@ -171,7 +160,9 @@ async def test_master_killed_under_traffic(
             if data["user"]["id"] == markers[code]:
                 break
         truth = await apis[0].room(code)
-        assert len(_view(sock)) == truth.body["memberCount"], f"room {code}: the socket's members differ from Redis"
+        assert len(member_view(sock)) == truth.body["memberCount"], (
+            f"room {code}: the socket's members differ from Redis"
+        )
 
 
 async def test_websocket_connects_to_other_shards_during_a_failover(

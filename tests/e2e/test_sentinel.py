@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from roomctl.cli import cli
 from roomd.config import from_env
 from roomd.domain.redis_target import target_from_settings
-from tests.support.clients import Api, Socket, http
+from tests.support.clients import Api, Socket, http, member_view
 from tests.support.processes import RoomdProcess
 from tests.support.redis_ha import SentinelServers
 
@@ -66,17 +66,6 @@ async def test_protocol_and_roomctl_on_sentinel(redis_sentinel: SentinelServers,
     assert "not-the-password" not in failed.output and "data-nodes-password" not in failed.output
     mixed = await asyncio.to_thread(_roomctl, "rooms", "list", env={**redis_sentinel.env(), "REDIS_URL": "redis://h"})
     assert mixed.exit_code == 2 and "REDIS_SENTINELS and REDIS_URL are exclusive" in mixed.stderr
-
-
-def _view(sock: Socket) -> set[str]:
-    """Member ids as this client knows them: its last ``room:state`` plus the joins after it."""
-    frames = sock.received
-    last = max(i for i, f in enumerate(frames) if f["event"] == "room:state")
-    members = {u["id"] for u in frames[last]["data"]["users"]}
-    for frame in frames[last + 1 :]:
-        if frame["event"] == "user:joined":
-            members.add(frame["data"]["user"]["id"])
-    return members
 
 
 async def test_master_killed_under_traffic(make_redis_sentinel: Callable[..., SentinelServers],
@@ -152,7 +141,9 @@ async def test_master_killed_under_traffic(make_redis_sentinel: Callable[..., Se
             if data["user"]["id"] == markers[code]:
                 break
         truth = await apis[0].room(code)
-        assert len(_view(sock)) == truth.body["memberCount"], f"room {code}: the socket's members differ from Redis"
+        assert len(member_view(sock)) == truth.body["memberCount"], (
+            f"room {code}: the socket's members differ from Redis"
+        )
     client = target_from_settings(from_env(servers.env())).command_client(command_timeout=2)
     try:
         assert int((await client.info("server"))["tcp_port"]) == new

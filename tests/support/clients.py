@@ -172,3 +172,14 @@ def inert_websocket(port: int, token: str, receive_buffer: int | None = None) ->
     )
     assert b" 101 " in sock.recv(1024).split(b"\r\n")[0]
     return sock
+
+
+def member_view(sock: Socket) -> set[str]:
+    """Member ids as this client knows them: its last ``room:state`` plus the joins after it."""
+    frames = sock.received
+    last = max(i for i, f in enumerate(frames) if f["event"] == "room:state")
+    members = {u["id"] for u in frames[last]["data"]["users"]}
+    for frame in frames[last + 1 :]:
+        if frame["event"] == "user:joined":
+            members.add(frame["data"]["user"]["id"])
+    return members
