@@ -29,6 +29,13 @@ Format (UTF-8 bytes)::
               of ``userId`` (absent: of every member) but ``exceptSocket``, with ``code``
   ``resync``  [userId]: members whose view changed wholesale (a new host): they re-read
               a snapshot
+  ``aud``     0/1/2: who of the room's *audience* (viewers, not members) receives it.
+              Absent or 0: members only (``to``/``skip`` apply to members), every event of
+              a room without an audience and most events of one with it. 1 ("also"):
+              members per ``to``/``skip``, and every viewer. 2 ("only"): viewers only;
+              ``to``, if present, lists the *viewer* ids that receive it. A ``close``
+              without ``userId`` in an aud 1 message (the room closed or expired) closes
+              viewers too; ``close.userId`` equal to a viewer's id closes that viewer
   =========== ============================================================================
 
   Lua's cjson encodes an empty table as ``{}``: an empty ``to``/``resync`` may come as
@@ -66,11 +73,13 @@ class BusMessage:
     """A decoded bus message: its routing fields and the frame bytes (``payload``).
 
     Decoded once per process per message (the hub), then read by every local socket's
-    session. ``plain`` is true when only ``seq``/``inc``/``to``/``skip`` are set: the
-    fast path of fan-out, where a session just writes the shared frame.
+    session. ``plain`` is true when only ``seq``/``inc``/``to``/``skip`` (and ``aud``) are set:
+    the fast path of fan-out, where a member's session just writes the shared frame. ``aud``
+    does not change what ``plain`` means for members: the hub never hands them an
+    ``aud`` 2 message, and their replays skip it (:meth:`for_user`).
     """
 
-    __slots__ = ("close", "direct", "inc", "payload", "plain", "resync", "seq", "skip", "to")
+    __slots__ = ("aud", "close", "direct", "inc", "payload", "plain", "resync", "seq", "skip", "to")
 
     def __init__(
         self,
@@ -83,6 +92,7 @@ class BusMessage:
         direct: dict[str, Any] | None = None,
         close: dict[str, Any] | None = None,
         resync: frozenset[str] | None = None,
+        aud: int = 0,
     ) -> None:
         self.payload = payload
         self.seq = seq
@@ -92,6 +102,7 @@ class BusMessage:
         self.direct = direct
         self.close = close
         self.resync = resync
+        self.aud = aud
         self.plain = direct is None and close is None and resync is None
 
     @classmethod
@@ -110,6 +121,7 @@ class BusMessage:
         if not isinstance(meta, dict):
             raise BusMessageError("meta is not a JSON object")
         seq = meta.get("seq")
+        aud = meta.get("aud", 0)
         return cls(
             payload,
             seq=seq if isinstance(seq, int) else None,
@@ -119,11 +131,17 @@ class BusMessage:
             direct=meta.get("direct"),
             close=meta.get("close"),
             resync=_ids(meta.get("resync")),
+            aud=aud if aud in (1, 2) else 0,
         )
 
     def for_user(self, user_id: str) -> bool:
-        """Whether ``user_id`` may receive this message at all (``to``)."""
-        return self.to is None or user_id in self.to
+        """Whether the *member* ``user_id`` may receive this message at all (``to``; never ``aud`` 2)."""
+        return self.aud != 2 and (self.to is None or user_id in self.to)
+
+    def for_viewer(self, audience_id: str) -> bool:
+        """Whether the *viewer* ``audience_id`` may receive this message (``aud`` 1, or 2 and ``to``)."""
+        aud = self.aud
+        return aud == 1 or (aud == 2 and (self.to is None or audience_id in self.to))
 
     def frame(self) -> dict[str, Any]:
         """The frame as a dict (roomctl, tests); BusMessageError if it is not ``{"event": str, ...}``."""
@@ -140,6 +158,8 @@ class BusMessage:
             meta["to"] = sorted(self.to)
         if self.resync is not None:
             meta["resync"] = sorted(self.resync)
+        if self.aud:
+            meta["aud"] = self.aud
         return meta
 
     def encode(self) -> bytes:
@@ -187,6 +207,7 @@ def encode(
     direct: dict[str, Any] | None = None,
     close: dict[str, Any] | None = None,
     resync: Iterable[str] | None = None,
+    aud: int = 0,
 ) -> bytes:
     """A bus message as the scripts write it (frame ``{"event", "data", "seq"?}``), for the
     in-process broker and the tests."""
@@ -203,4 +224,5 @@ def encode(
         direct=direct,
         close=close,
         resync=None if resync is None else frozenset(resync),
+        aud=aud,
     ).encode()

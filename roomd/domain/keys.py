@@ -2,7 +2,7 @@
 
 roomd, roomctl and the tests ask this module for a name and never format one
 themselves; the Lua scripts build none either: each receives every key it
-touches in ``KEYS`` (a room script the seven of :meth:`Layout.room_keys`, in
+touches in ``KEYS`` (a room script the twelve of :meth:`Layout.room_keys`, in
 that order), so every script can run on Redis Cluster.
 
 **Hash tags.** Every key of a room carries its code as a hash tag
@@ -41,7 +41,7 @@ PREFIX_PATTERN = re.compile(r"[A-Za-z0-9:._-]{0,64}")
 """What ``REDIS_KEY_PREFIX`` may hold: no braces (they would replace the room's hash tag), no
 spaces or glob characters (roomctl matches channel patterns under the prefix)."""
 
-ROOM_KEY_COUNT = 7
+ROOM_KEY_COUNT = 12
 """How many keys every room script receives (:meth:`Layout.room_keys`)."""
 
 
@@ -93,9 +93,39 @@ class Layout:
         Each message is ``<meta JSON>\\n<frame JSON>``, published by the script that made the change."""
         return f"{self.prefix}room:{{{code}}}:events"
 
-    def room_keys(self, code: str) -> tuple[str, str, str, str, str, str, str]:
-        """``KEYS`` of every room script, in the order ``lua/prelude.lua`` names them: record,
-        users, history, state, values, claim, channel."""
+    # -- the audience and its polls (rooms created with ``audience: true``) -----------------
+
+    def audience(self, code: str) -> str:
+        """``room:{CODE}:audience``: hash, audience id -> JSON ``{id, displayName, joinedAt}`` of each
+        admitted viewer (``POST /rooms/:code/audience``). A viewer's token is live while its id is
+        here (a kick removes it). Same TTL as the room (rooms with an audience only)."""
+        return f"{self.prefix}room:{{{code}}}:audience"
+
+    def audience_online(self, code: str) -> str:
+        """``room:{CODE}:audience:online``: hash, roomd instance id -> connected viewer sockets it
+        holds (HINCRBY +1/-1 per connect/disconnect: O(1) per viewer). The audience size is the sum
+        over *live* instances; ``lua/audience_count.lua`` drops the fields of dead ones."""
+        return f"{self.prefix}room:{{{code}}}:audience:online"
+
+    def poll(self, code: str) -> str:
+        """``room:{CODE}:poll``: hash of the current (or last) poll: ``id``, ``choices`` (JSON
+        list), ``prompt``, ``public`` and ``open`` ("1"/"0"), ``tallyAt`` (ms of the last tally
+        published), ``dirty`` ("1"/"0": votes since that tally)."""
+        return f"{self.prefix}room:{{{code}}}:poll"
+
+    def poll_votes(self, code: str) -> str:
+        """``room:{CODE}:poll:votes``: hash, audience id -> the choice it voted for in the current poll."""
+        return f"{self.prefix}room:{{{code}}}:poll:votes"
+
+    def poll_counts(self, code: str) -> str:
+        """``room:{CODE}:poll:counts``: hash, choice -> votes for it in the current poll (kept with
+        every vote, so a tally is one HGETALL, never a count over the votes)."""
+        return f"{self.prefix}room:{{{code}}}:poll:counts"
+
+    def room_keys(self, code: str) -> tuple[str, ...]:
+        """``KEYS`` of every room script (:data:`ROOM_KEY_COUNT`), in the order ``lua/prelude.lua``
+        names them: record, users, history, state, values, claim, channel, audience, audience
+        online, poll, poll votes, poll counts."""
         return (
             self.room(code),
             self.users(code),
@@ -104,6 +134,11 @@ class Layout:
             self.values(code),
             self.claim(code),
             self.channel(code),
+            self.audience(code),
+            self.audience_online(code),
+            self.poll(code),
+            self.poll_votes(code),
+            self.poll_counts(code),
         )
 
     def room_of_channel(self, name: str) -> str | None:

@@ -3,6 +3,11 @@
 The signature and ``exp`` are only half of validity: the store must also
 confirm the room exists and the user is still a member, which is what makes a
 kick or a close kill the token at once.
+
+A viewer of a room's audience gets the same token with ``userId`` = its audience id and the
+claim ``"role": "viewer"``; a token without ``role`` is a member's (every token issued before
+the audience existed). The store checks a viewer against the room's audience, never its members,
+so a viewer's token can never act as a member's.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import jwt
 
@@ -18,15 +24,24 @@ from roomd.protocol import ErrorCode
 
 ALGORITHM = "HS256"
 
+Role = Literal["member", "viewer"]
+ROLES: tuple[Role, ...] = ("member", "viewer")
+
 
 @dataclass(frozen=True)
 class Claims:
     """What a verified token says: who (``user_id``) may connect to which room, until
-    ``expires_at`` (epoch seconds). Membership is still to be checked in the store."""
+    ``expires_at`` (epoch seconds), as a member or a viewer (``role``). Membership (or
+    admission to the audience) is still to be checked in the store."""
 
     room_code: str
     user_id: str
     expires_at: int
+    role: Role = "member"
+
+    @property
+    def viewer(self) -> bool:
+        return self.role == "viewer"
 
 
 class TokenIssuer:
@@ -45,20 +60,23 @@ class TokenIssuer:
     def __repr__(self) -> str:  # never show the secret
         return f"TokenIssuer(ttl_seconds={self._ttl})"
 
-    def issue(self, room_code: str, user_id: str) -> str:
+    def issue(self, room_code: str, user_id: str, role: Role = "member") -> str:
         """A signed token for ``user_id`` in ``room_code``, valid for the room TTL.
 
         ``jti`` (random) makes two tokens issued to the same user in the same
-        second differ, so they can be told apart in a report.
+        second differ, so they can be told apart in a report. A member's token carries
+        no ``role`` (as before the audience); a viewer's carries ``"role": "viewer"``.
         """
         now = int(time.time())
-        claims = {
+        claims: dict[str, str | int] = {
             "roomCode": room_code,
             "userId": user_id,
             "iat": now,
             "exp": now + self._ttl,
             "jti": secrets.token_hex(8),
         }
+        if role != "member":
+            claims["role"] = role
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str | None) -> Claims:
@@ -78,6 +96,11 @@ class TokenIssuer:
             raise DomainError(ErrorCode.UNAUTHORIZED, "The token is invalid") from None
         room_code, user_id = payload.get("roomCode"), payload.get("userId")
         if not isinstance(room_code, str) or not isinstance(user_id, str) or not room_code or not user_id:
+            raise DomainError(ErrorCode.UNAUTHORIZED, "The token is invalid")
+        role = payload.get("role", "member")
+        if role == "viewer":
+            return Claims(room_code=room_code, user_id=user_id, expires_at=int(payload["exp"]), role="viewer")
+        if role != "member":
             raise DomainError(ErrorCode.UNAUTHORIZED, "The token is invalid")
         return Claims(room_code=room_code, user_id=user_id, expires_at=int(payload["exp"]))
 

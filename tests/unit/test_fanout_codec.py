@@ -49,3 +49,21 @@ def test_frame_of_ignores_an_unreadable_meta() -> None:
     assert frame_of('{"seq":1}\n{"event":"e","data":{"x":"é"}}') == {"event": "e", "data": {"x": "é"}}
     for raw in (b"nothing", b'{}\n{"data":{}}', b"{}\nnot json"):
         assert frame_of(raw) is None
+
+
+def test_aud_routes_viewers_and_leaves_members_as_they_were() -> None:
+    members_only = BusMessage.decode(encode("user:joined", {}, seq=1, skip="a"))
+    assert members_only.aud == 0 and members_only.plain and "aud" not in members_only.meta()
+    assert members_only.for_user("b") and not members_only.for_viewer("v1")
+    also = BusMessage.decode(encode("user:left", {}, seq=2, to=["a"], aud=1))
+    assert also.aud == 1 and also.plain and also.meta()["aud"] == 1
+    assert also.for_user("a") and not also.for_user("b")  # to applies to members...
+    assert also.for_viewer("v1") and also.for_viewer("v2")  # ...every viewer gets it
+    only = BusMessage.decode(encode("game:message", {}, seq=3, aud=2))
+    assert only.for_viewer("v1") and not only.for_user("a")  # never a member's, live or replayed
+    one = BusMessage.decode(
+        encode("audience:kicked", {}, seq=4, aud=2, to=["v1"], close={"code": 4403, "userId": "v1"})
+    )
+    assert one.for_viewer("v1") and not one.for_viewer("v2") and not one.for_user("v1")
+    assert BusMessage.decode(b'{"aud":7}\n{"event":"x","data":{}}').aud == 0  # unknown values: members only
+    assert BusMessage.decode(one.encode()).meta() == one.meta()

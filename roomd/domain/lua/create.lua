@@ -12,7 +12,7 @@ local max_users, ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[
 local incarnation = ARGV[7]
 local options = cjson.decode(ARGV[8])
 if redis.call('EXISTS', ROOM) == 1 or redis.call('EXISTS', CLAIM) == 1 then return reply(0) end
-redis.call('DEL', USERS, HISTORY, STATE, VALUES)
+redis.call('DEL', USERS, HISTORY, STATE, VALUES, AUDIENCE, ONLINE, POLL, VOTES, COUNTS)
 local room = {code = code, hostId = user_id, isLocked = false, maxUsers = max_users,
               state = 'open', createdAt = now, seq = 0, joinSeq = 1, ttlMs = ttl,
               incarnation = incarnation, playerMessages = options.playerMessages,

@@ -25,6 +25,7 @@ delete_room(code, nil)
 -- it has seen; inc keeps it to that room's sockets.
 local meta = {close = {code = 4410}}
 if claim.incarnation then meta.inc = claim.incarnation end
+if claim.audience then meta.aud = 1 end  -- the room's viewers are closed too
 redis.call(PUBLISH_CMD, CHANNEL, cjson.encode(meta) .. '\n' ..
            cjson.encode({event = 'room:closed', data = {reason = 'EXPIRED'}}))
 return reply({'expired', claim.createdAt or 0})

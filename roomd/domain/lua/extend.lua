@@ -9,5 +9,5 @@ if room.err then return room end
 local ttl = tonumber(room.ttlMs) or tonumber(ARGV[2])
 room.expiresAt = now + ttl
 redis.call('SET', ROOM, cjson.encode(room), 'PX', ttl)
-expire_room_keys(ttl)
+expire_room_keys(ttl, room)
 return reply({room.expiresAt, room.incarnation or ''})

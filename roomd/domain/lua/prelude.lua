@@ -7,10 +7,16 @@
 --   {version, visibleTo, writableBy, size}) KEYS[5] state values (HASH key -> value JSON)
 --   KEYS[6] claim (JSON {incarnation, createdAt}: the code is taken while it exists)
 --   KEYS[7] the room's events channel
+--   KEYS[8] audience (HASH audienceId -> viewer JSON {id, displayName, joinedAt})
+--   KEYS[9] audience online (HASH instance id -> connected viewer sockets on it)
+--   KEYS[10] poll (HASH: id, choices JSON, prompt, public, open, tallyAt, dirty)
+--   KEYS[11] poll votes (HASH audienceId -> choice)  KEYS[12] poll counts (HASH choice -> count)
+--   The audience keys exist only for rooms created with audience = true.
 -- ARGV[1] is always the room code. Times are integer milliseconds since the epoch.
 -- What the cross-room indexes must learn (rooms:hostless, rooms:index, the instances' socket
 -- indexes) goes back to the caller as hints (reply), applied right after the script.
 local ROOM, USERS, HISTORY, STATE, VALUES, CLAIM, CHANNEL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local AUDIENCE, ONLINE, POLL, VOTES, COUNTS = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- Substituted when the script text is built (roomd/domain/store.py): PUBLISH on one Redis or
 -- Sentinel, SPUBLISH (sharded pub/sub, routed by the channel's slot) on a Cluster.
 local PUBLISH_CMD = 'PUBLISH'
@@ -105,13 +111,21 @@ end
 -- seq, inc (the room's incarnation: a socket of an older room that had the same
 -- code drops events of this one), to (the only users who may receive it; absent =
 -- every member), skip, direct, close, resync (users whose view of the state changed
--- wholesale: they re-read a snapshot). Every message is also kept in the room's
+-- wholesale: they re-read a snapshot), aud (below). Every message is also kept in the room's
 -- history (the last room.historySize) for ?since= replays.
 -- data_json is already JSON: game data and state values are spliced in verbatim,
 -- never decoded (cjson would round numbers to 14 digits).
+-- aud (the audience, rooms created with audience = true): absent = members only; 1 = members
+-- (per to/skip) and every viewer; 2 = viewers only (to = viewer ids). The room's lifecycle
+-- events (AUDIENCE_ALSO) get aud 1 here, in one place: viewers see the members change.
+local AUDIENCE_ALSO = {['room:closed'] = true, ['user:joined'] = true, ['user:left'] = true,
+                       ['user:connected'] = true, ['user:disconnected'] = true,
+                       ['room:host_updated'] = true, ['room:lock_toggled'] = true}
+
 local function publish_raw(room, event, data_json, meta)
   room.seq = (room.seq or 0) + 1
   meta = meta or {}
+  if room.audience and meta.aud == nil and AUDIENCE_ALSO[event] then meta.aud = 1 end
   meta.seq = room.seq
   meta.inc = room.incarnation
   local message = cjson.encode(meta) .. '\n{"event":"' .. event .. '","data":' .. data_json ..
@@ -127,13 +141,21 @@ local function publish(room, event, data, meta)
 end
 
 -- Every key of a room but its record gets ttl_ms (the claim ttl_ms + CLAIM_GRACE_MS: it
--- outlives the room until the expiry sweep has told its members).
-local function expire_room_keys(ttl_ms)
+-- outlives the room until the expiry sweep has told its members). The audience's keys only
+-- in a room with an audience (five PEXPIREs fewer per event everywhere else).
+local function expire_room_keys(ttl_ms, room)
   redis.call('PEXPIRE', USERS, ttl_ms)
   redis.call('PEXPIRE', HISTORY, ttl_ms)
   redis.call('PEXPIRE', STATE, ttl_ms)
   redis.call('PEXPIRE', VALUES, ttl_ms)
   redis.call('PEXPIRE', CLAIM, ttl_ms + CLAIM_GRACE_MS)
+  if room and room.audience then
+    redis.call('PEXPIRE', AUDIENCE, ttl_ms)
+    redis.call('PEXPIRE', ONLINE, ttl_ms)
+    redis.call('PEXPIRE', POLL, ttl_ms)
+    redis.call('PEXPIRE', VOTES, ttl_ms)
+    redis.call('PEXPIRE', COUNTS, ttl_ms)
+  end
 end
 
 -- Save the room and give every key of the room the same fresh TTL: the room's
@@ -144,7 +166,7 @@ local function touch(room, ttl_ms, now)
   room.updatedAt = now
   room.expiresAt = now + ttl_ms
   redis.call('SET', ROOM, cjson.encode(room), 'PX', ttl_ms)
-  expire_room_keys(ttl_ms)
+  expire_room_keys(ttl_ms, room)
 end
 
 -- Every key of the room goes (the claim too: the code is free again). The cross-room
@@ -152,7 +174,7 @@ end
 local function delete_room(code, room)
   for _, u in ipairs(all_users()) do unindex_socket(code, u) end
   local claim = redis.call('GET', CLAIM)
-  redis.call('DEL', ROOM, USERS, HISTORY, STATE, VALUES, CLAIM)
+  redis.call('DEL', ROOM, USERS, HISTORY, STATE, VALUES, CLAIM, AUDIENCE, ONLINE, POLL, VOTES, COUNTS)
   if room then
     -- rooms:index holds the claim's createdAt (the create's own clock), the record's at first
     local created = (claim and cjson.decode(claim).createdAt) or room.createdAt
