@@ -12,8 +12,15 @@
 //   client.connect();
 //   await client.setState("answer:" + client.session.userId, "42"); // resolves on the server's ack
 //
+// Viewers (the audience of a room created with {audience: true}) are not members:
+//
+//   const viewer = await watchRoom(baseUrl, "abcd", { displayName: "Zoe" });  // POST /rooms/:code/audience
+//   viewer.connect();                          // role "viewer": room, users, the "audience" entries, poll
+//   viewer.on("change", () => render(viewer.state, viewer.poll));
+//   await viewer.vote(viewer.poll.pollId, "A"); // a viewer's only action
+//
 // Actions (send, setState, deleteState, kick, toggleLock, transferHost, closeRoom,
-// leave) send a frame with an id and return a Promise: it resolves with {seq} when
+// leave, and the audience's openPoll, closePoll, lockAudience, vote) send a frame with an id and return a Promise: it resolves with {seq} when
 // roomd acknowledges the frame ("ack"), and rejects with a RoomdError carrying the
 // error code of the error:room that answered it (or NOT_CONNECTED when no socket is
 // open, CONNECTION_LOST when the socket dropped before the answer: the action may or
@@ -54,6 +61,11 @@ const REFRESH_RETRY_MS = 30_000;
  * @typedef {import("./roomd.js").CreateRoomOptions} CreateRoomOptions
  * @typedef {import("./roomd.js").SendOptions} SendOptions
  * @typedef {import("./roomd.js").SetStateOptions} SetStateOptions
+ * @typedef {import("./roomd.js").WatchOptions} WatchOptions
+ * @typedef {import("./roomd.js").OpenPollOptions} OpenPollOptions
+ * @typedef {import("./roomd.js").Poll} Poll
+ * @typedef {import("./roomd.js").Viewer} Viewer
+ * @typedef {import("./roomd.js").Role} Role
  * @typedef {import("./roomd.js").DeleteStateOptions} DeleteStateOptions
  * @typedef {import("./roomd.js").RoomdErrorDetails} RoomdErrorDetails
  * @typedef {import("./roomd.js").RoomdClient} RoomdClientDeclaration
@@ -79,6 +91,31 @@ export class RoomdError extends Error {
     this.version = version; // VERSION_CONFLICT: the entry's current version (0: absent)
   }
 }
+
+/**
+ * A poll as the client keeps it, from the data of room:state or a poll:* event.
+ * @param {any} data
+ * @param {Partial<Poll>} overrides
+ * @returns {Poll}
+ */
+const poll = (data, overrides) => ({
+  pollId: data.pollId,
+  choices: data.choices ?? [],
+  prompt: data.prompt ?? null,
+  publicTallies: !!data.publicTallies,
+  open: true,
+  vote: data.vote ?? null,
+  counts: data.counts ?? null,
+  votes: data.votes ?? (data.counts ? Object.values(data.counts).reduce((a, b) => a + b, 0) : null),
+  ...overrides,
+});
+
+/**
+ * What a token's holder is: a viewer's token says so (claim role "viewer"), a member's may not.
+ * @param {string} token
+ * @returns {Role}
+ */
+const roleOf = (token) => (tokenClaims(token)?.role === "viewer" ? "viewer" : "member");
 
 /**
  * The claims of a JWT, decoded but not verified (only the server can), or null.
@@ -114,6 +151,12 @@ export class RoomdClient {
     this.state = {};
     /** @type {number | null} the highest room sequence number applied (null: no room:state yet) */
     this.seq = null;
+    /** @type {Poll | null} the room's current (or last closed) audience poll as this client sees it */
+    this.poll = null;
+    /** @type {Viewer | null} a viewer's own record, from its room:state (members: null; see `me`) */
+    this.you = null;
+    /** @type {number} viewers connected: from room:state, then audience:count (sent to the host) */
+    this.audienceCount = 0;
     /** @type {Status} */
     this.status = "idle";
     /** @type {Map<string, Set<(data: any) => void>>} */
@@ -146,7 +189,8 @@ export class RoomdClient {
    * Subscribe to a protocol event by name ("user:connected", "game:message", ...) or to one
    * of the client's own: "change" {event, room, users, state} after every room frame,
    * "message" {from, type, data, seq} for game:message, "state" {key, value, version, by,
-   * deleted, seq} for state:changed / state:deleted, "status" {status}, "error" (a
+   * deleted, seq} for state:changed / state:deleted, "poll" {event, poll} after every poll:*
+   * event and after this viewer's vote was acknowledged, "status" {status}, "error" (a
    * RoomdError, from every error:room), "reconnecting" {attempt, delayMs, code}, "token"
    * {session} after a refresh, "session:ended" {reason, code}. Returns an unsubscribe function.
    * @param {string} event
@@ -232,7 +276,7 @@ export class RoomdClient {
   /**
    * Create a room; the caller becomes its host. Resolves to the session.
    * @param {string} displayName
-   * @param {CreateRoomOptions} [options] maxUsers, playerMessages ("host" | "all"), hostMigration ("leave" | "disconnect")
+   * @param {CreateRoomOptions} [options] maxUsers, playerMessages ("host" | "all"), hostMigration ("leave" | "disconnect"), audience (true: viewers may watch)
    */
   async createRoom(displayName, options = {}) {
     /** @type {Record<string, unknown>} */
@@ -248,6 +292,18 @@ export class RoomdClient {
    */
   async joinRoom(code, displayName) {
     return this._remember(await this._request("POST", this._roomPath(code, "/join"), { displayName }));
+  }
+
+  /**
+   * Watch a room as a viewer (its audience): not a member, not in `users`, no host controls;
+   * sees the room, the members and the entries visible to "audience", and votes in polls.
+   * Rejects with a RoomdError: ROOM_NOT_FOUND, AUDIENCE_DISABLED, AUDIENCE_LOCKED, AUDIENCE_FULL, ...
+   * @param {string} code
+   * @param {WatchOptions} [options] displayName (default "Viewer", chosen by the server)
+   */
+  async watchRoom(code, { displayName } = {}) {
+    const body = displayName === undefined ? {} : { displayName };
+    return this._remember(await this._request("POST", this._roomPath(code, "/audience"), body));
   }
 
   /**
@@ -271,6 +327,7 @@ export class RoomdClient {
     try {
       const saved = this.storage && JSON.parse(this.storage.getItem(this.storageKey) || "null");
       if (saved && saved.roomCode && saved.token && saved.userId) {
+        saved.role ??= roleOf(saved.token);
         this._reset(saved);
         this.session = saved;
         this._planRefresh();
@@ -282,15 +339,18 @@ export class RoomdClient {
   }
 
   /**
-   * @param {{roomCode: string, token: string, userId: string}} membership
+   * A membership (userId) or a viewer's admission (audienceId), from HTTP or a token.
+   * @param {{roomCode: string, token: string, userId?: string, audienceId?: string}} membership
    * @returns {Session}
    */
-  _remember({ roomCode, token, userId }) {
+  _remember({ roomCode, token, userId, audienceId }) {
     const claims = tokenClaims(token);
     const lifetimeMs = claims && claims.exp > claims.iat ? (claims.exp - claims.iat) * 1000 : null;
     // Measured on our own clock from now, so a skewed device clock does not matter.
     const refreshAt = lifetimeMs ? Date.now() + lifetimeMs / 2 : null;
-    const session = { roomCode, token, userId, refreshAt };
+    const id = userId ?? audienceId ?? (typeof claims?.userId === "string" ? claims.userId : "");
+    /** @type {Session} */
+    const session = { roomCode, token, userId: id, role: roleOf(token), refreshAt };
     this._reset(session);
     this.session = session;
     this.storage?.setItem(this.storageKey, JSON.stringify(this.session));
@@ -311,6 +371,9 @@ export class RoomdClient {
     this.users = [];
     this.state = {};
     this.seq = null;
+    this.poll = null;
+    this.you = null;
+    this.audienceCount = 0;
   }
 
   /** Drop the session (here and in storage) without telling the server. */
@@ -361,6 +424,7 @@ export class RoomdClient {
     const url = new URL(this.baseUrl + "/ws", globalThis.location?.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", this.session.token); // browsers cannot set headers on WebSockets
+    url.searchParams.set("room", this.session.roomCode); // ignored by roomd; a proxy may route a room's sockets together
     if (this.room && this.seq !== null) url.searchParams.set("since", String(this.seq));
     const socket = new WebSocket(url);
     this._socket = socket;
@@ -470,7 +534,7 @@ export class RoomdClient {
   }
 
   /**
-   * Host only: remove a member (they get 4403).
+   * Host only: remove a member (they get 4403), or a viewer by its audienceId (its token dies).
    * @param {string} userId
    */
   kick(userId) {
@@ -488,7 +552,8 @@ export class RoomdClient {
   /**
    * A game message: recipients get game:message {from, type, data} ("message" here).
    * `to` is "host" (the default, and all a player may use unless the room was created
-   * with playerMessages "all"), "all" (the sender included), "others", or user ids.
+   * with playerMessages "all"), "all" (the sender included), "others", user ids, or
+   * "audience" (host only: every viewer, and no member).
    * @param {string} type 1-64 characters of [A-Za-z0-9_.:-]
    * @param {unknown} [data] any JSON value
    * @param {SendOptions} [options]
@@ -499,7 +564,7 @@ export class RoomdClient {
 
   /**
    * Create or change a state entry. Only the host creates entries and sets visibleTo
-   * ("all" | "host" | user ids) and writableBy ("host" | "all" | user ids); a member may
+   * ("all" | "host" | user ids | "audience": every member and every viewer) and writableBy ("host" | "all" | user ids); a member may
    * change the value of an entry it may write. ifVersion makes it conditional (0: "must
    * not exist"); a mismatch rejects with VERSION_CONFLICT and err.version.
    * @param {string} key
@@ -525,6 +590,58 @@ export class RoomdClient {
     const data = { key };
     if (ifVersion !== undefined) data.ifVersion = ifVersion;
     return this._send("state:delete", data);
+  }
+
+  /**
+   * Host only: open an audience poll (one at a time: else POLL_ALREADY_OPEN). Viewers vote
+   * with vote(); the host gets poll:tally at most every 250 ms (everyone does with
+   * publicTallies) and the exact count in poll:closed.
+   * @param {OpenPollOptions} poll
+   */
+  openPoll({ pollId, choices, prompt, publicTallies }) {
+    /** @type {Record<string, unknown>} */
+    const data = { pollId, choices };
+    if (prompt !== undefined) data.prompt = prompt;
+    if (publicTallies !== undefined) data.publicTallies = publicTallies;
+    return this._send("poll:open", data);
+  }
+
+  /**
+   * Host only: close the open poll; poll:closed brings the final counts (to the host, or to
+   * everyone with publicTallies) and `poll` holds them once this resolves.
+   * @param {string} pollId
+   */
+  closePoll(pollId) {
+    return this._send("poll:close", { pollId });
+  }
+
+  /**
+   * Host only: refuse new viewers (true) or admit them again (false). Viewers already in stay.
+   * @param {boolean} locked
+   */
+  lockAudience(locked) {
+    return this._send("audience:lock", { locked });
+  }
+
+  /**
+   * Viewers only: vote in the open poll (one vote per viewer, changeable while it is open).
+   * Resolves on the ack, with `poll.vote` set to the choice.
+   * @param {string} pollId
+   * @param {string} choice
+   */
+  async vote(pollId, choice) {
+    const ack = await this._send("poll:vote", { pollId, choice });
+    if (this.poll && this.poll.pollId === pollId) {
+      this.poll = { ...this.poll, vote: choice };
+      this._emit("poll", { event: "poll:vote", poll: this.poll });
+      this._emit("change", this._change("poll:vote"));
+    }
+    return ack;
+  }
+
+  /** "member", "viewer", or null without a session. */
+  get role() {
+    return this.session ? (this.session.role ?? "member") : null;
   }
 
   /** @returns {User | null} */
@@ -560,7 +677,16 @@ export class RoomdClient {
     }
     this._apply(event, data, frame);
     this._emit(event, data);
-    if (event !== "room:resumed") this._emit("change", { event, room: this.room, users: this.users, state: this.state });
+    if (event.startsWith("poll:") || (event === "room:state" && this.poll)) this._emit("poll", { event, poll: this.poll });
+    if (event !== "room:resumed") this._emit("change", this._change(event));
+  }
+
+  /**
+   * @param {string} event
+   * @returns {import("./roomd.js").ChangeEvent}
+   */
+  _change(event) {
+    return { event, room: this.room, users: this.users, state: this.state, poll: this.poll };
   }
 
   /**
@@ -581,7 +707,7 @@ export class RoomdClient {
     pending?.reject(error);
     this._emit("error:room", data);
     this._emit("error", error);
-    this._emit("change", { event, room: this.room, users: this.users, state: this.state });
+    this._emit("change", this._change(event));
   }
 
   /**
@@ -602,6 +728,9 @@ export class RoomdClient {
         this.room = data.room;
         this.users = data.users.slice();
         this.state = { ...(data.state || {}) };
+        this.poll = data.poll ? poll(data.poll, { open: true }) : this.poll?.open ? null : this.poll;
+        this.you = data.you ?? null;
+        this.audienceCount = typeof data.room?.audienceCount === "number" ? data.room.audienceCount : this.audienceCount;
         if (typeof frame.seq === "number") this.seq = frame.seq;
         this._opened();
         break;
@@ -635,6 +764,27 @@ export class RoomdClient {
       case "state:changed":
         this.state = { ...this.state, [data.key]: { value: data.value, version: data.version } };
         this._emit("state", { ...data, deleted: false, seq: frame.seq });
+        break;
+      case "audience:count":
+        this.audienceCount = data.count;
+        if (this.room) this.room = { ...this.room, audienceCount: data.count };
+        break;
+      case "audience:lock_updated":
+        if (this.room) this.room = { ...this.room, audienceLocked: data.locked };
+        break;
+      case "poll:opened":
+        this.poll = poll(data, { open: true, vote: null, counts: null, votes: null });
+        break;
+      case "poll:tally":
+        if (this.poll && this.poll.pollId === data.pollId) this.poll = { ...this.poll, counts: data.counts, votes: data.votes };
+        break;
+      case "poll:closed":
+        if (this.poll && this.poll.pollId === data.pollId) {
+          const { counts, votes } = this.poll;
+          this.poll = { ...this.poll, open: false, counts: data.counts ?? counts, votes: data.votes ?? votes };
+        } else {
+          this.poll = poll(data, { open: false }); // opened while this client was away
+        }
         break;
       case "state:deleted": {
         const { [data.key]: _gone, ...rest } = this.state;
@@ -736,5 +886,16 @@ export const createRoom = async (baseUrl, displayName, options = {}) => {
 export const joinRoom = async (baseUrl, code, displayName) => {
   const client = new RoomdClient({ baseUrl });
   await client.joinRoom(code, displayName);
+  return client;
+};
+
+/**
+ * Watch a room on the roomd at baseUrl as a viewer; resolves to a client holding the viewer's
+ * session (then call connect()). `storage`/`storageKey` as for new RoomdClient.
+ * @type {typeof import("./roomd.js").watchRoom}
+ */
+export const watchRoom = async (baseUrl, code, { displayName, ...options } = {}) => {
+  const client = new RoomdClient({ baseUrl, ...options });
+  await client.watchRoom(code, { displayName });
   return client;
 };

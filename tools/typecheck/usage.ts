@@ -1,7 +1,7 @@
 // A game written in TypeScript against roomd.d.ts: checked by `tsc --noEmit`, never run.
 // If the declarations stop describing what a game needs, this stops compiling.
-import { RoomdClient, RoomdError, createRoom, joinRoom, tokenClaims } from "../../protocol/client/roomd.js";
-import type { Ack, GameMessage, RoomState, StateChange, StateEntry, User } from "../../protocol/client/roomd.js";
+import { RoomdClient, RoomdError, createRoom, joinRoom, tokenClaims, watchRoom } from "../../protocol/client/roomd.js";
+import type { Ack, GameMessage, Poll, Role, RoomState, StateChange, StateEntry, User, Viewer } from "../../protocol/client/roomd.js";
 
 interface Prompt {
   id: string;
@@ -63,6 +63,40 @@ export async function phone(baseUrl: string, code: string): Promise<void> {
 function render(event: string, code: string, users: User[], state: RoomState): void {
   const you: User | null = new RoomdClient({ storage: null }).me;
   console.log(event, code, users.map((u) => `${u.displayName}${u.isConnected ? "" : " (offline)"}`), you, state);
+}
+
+// The audience: a host running polls, a viewer voting.
+export async function audienceHost(baseUrl: string): Promise<void> {
+  const client = await createRoom(baseUrl, "Screen", { audience: true });
+  client.on("audience:count", ({ count }) => console.log(count, client.audienceCount, client.room?.audienceCount));
+  client.on("poll:tally", ({ pollId, counts, votes }) => console.log(pollId, counts["A"] ?? 0, votes));
+  client.on("poll:closed", ({ pollId, counts }) => console.log(pollId, counts ? Object.entries(counts) : "private"));
+  client.on("audience:lock_updated", ({ locked }) => console.log(locked, client.room?.audienceLocked));
+  client.connect();
+  await client.setState("stage", { round: 1 }, { visibleTo: "audience" });
+  await client.send("confetti", null, { to: "audience" });
+  await client.openPoll({ pollId: "r1", choices: ["A", "B"], prompt: "Funniest?", publicTallies: false });
+  const closed: Ack = await client.closePoll("r1");
+  const final: Poll | null = client.poll;
+  console.log(closed.seq, final?.open, final?.counts?.["B"], final?.votes);
+  await client.lockAudience(true);
+  await client.kick("audience-id");
+}
+
+export async function viewer(baseUrl: string, code: string): Promise<Role | null> {
+  const client = await watchRoom(baseUrl, code, { displayName: "Zoe", storageKey: "mygame.viewer" });
+  const other = new RoomdClient({ storage: null });
+  await other.watchRoom(code);
+  client.on("poll", ({ event, poll }) => console.log(event, poll?.choices.join(), poll?.vote));
+  client.on("change", ({ state, poll }) => console.log(state["stage"]?.value, poll?.open));
+  client.on("room:state", ({ you, poll }) => console.log(you?.audienceId, poll?.vote));
+  client.on("audience:kicked", ({ audienceId }) => console.log(audienceId));
+  client.connect();
+  const you: Viewer | null = client.you;
+  console.log(you?.displayName, client.me === null, client.session?.role);
+  const open = client.poll;
+  if (open?.open) await client.vote(open.pollId, open.choices[0] ?? "A");
+  return client.role;
 }
 
 export const claims: Record<string, any> | null = tokenClaims("a.b.c");
