@@ -82,7 +82,8 @@ def http_plan(base: str, kind: str, duration: float) -> Any:
         if not wrk.available():
             params = {"base": base, "kind": kind, "clients": 25, "duration": duration, "pids": pids}
             return summarize(loadgen("http", params, 2))
-        rooms = {"create": 0, "join": int(4000 * duration / 9) + 50, "get": 100}[kind]
+        # join: enough free slots for 6,000 joins/s (a slot used twice answers ROOM_FULL: reported, not counted)
+        rooms = {"create": 0, "join": int(6000 * duration / 9) + 50, "get": 100}[kind]
         codes = [r["roomCode"] for r in asyncio.run(scenarios._create_rooms(base, rooms))] if rooms else []
         return wrk.run(base, kind, codes, duration, pids)
 
@@ -130,6 +131,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Merge the load generators' results of one phase.
+
+    ``count`` is successes only (2xx responses, complete connects, delivered events): ``rate`` is
+    throughput; failures are ``errors`` (with ``room_full`` apart for HTTP), never throughput.
+    Paced phases also give ``target_rate`` (what the schedule asked), ``offered`` (sends/s the
+    generator achieved) and ``send_lag_p99_ms`` (how late it sent, which the latencies include:
+    they are measured from each message's scheduled send time).
+    """
     latencies = [x for r in results for x in r["latencies"]]
     elapsed = max(r["elapsed"] for r in results)
     summary = {
@@ -137,9 +146,17 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": sum(r.get("errors", 0) for r in results),
+        "room_full": sum(r.get("room_full", 0) for r in results),
         "offered": sum(r.get("sent", 0) for r in results) / elapsed if elapsed else 0.0,
         "roomd_cpu_pct": statistics.mean(r["cpu"] for r in results),
     }
+    if any(r.get("error_frames") for r in results):
+        summary["error_frames"] = sum(r.get("error_frames", 0) for r in results)
+    if results[0].get("target_rate"):
+        lags = [x for r in results for x in r.get("send_lags", [])]
+        summary["target_rate"] = float(sum(r["target_rate"] for r in results))
+        summary["sent_rate"] = sum(r.get("sent", 0) / r["send_span"] for r in results)
+        summary["send_lag_p99_ms"] = percentile(lags, 0.99) * 1000
     if "rt_latencies" in results[0]:  # game-relay: the player's round trip, and the load generator's own CPU
         round_trips = [x for r in results for x in r["rt_latencies"]]
         summary["rt_p50_ms"] = percentile(round_trips, 0.50) * 1000
@@ -322,7 +339,8 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
     medians = {name: statistics.median(r["rate"] for r in results) for name, results in rounds.items()}
     for name, results in rounds.items():
         rates = [r["rate"] for r in results]
-        median = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        keys = dict.fromkeys(k for r in results for k in r)
+        median = {k: statistics.median(r.get(k, 0.0) for r in results) for k in keys}
         unit, target = TARGETS.get(name, ("/s", None))
         if name in RELATIVE_TARGETS and RELATIVE_TARGETS[name] in medians:
             target = medians[RELATIVE_TARGETS[name]]
@@ -336,6 +354,8 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
                 "scenario": name,
                 "unit": unit,
                 **median,
+                "errors_total": sum(r["errors"] for r in results),  # all rounds: one bad round must show
+                "room_full_total": sum(r.get("room_full", 0) for r in results),
                 "rate_min": min(rates),
                 "rate_max": max(rates),
                 "target": target,
@@ -348,15 +368,36 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
         f"\nroomd benchmark — {platform.node()} ({os.cpu_count()} cores), {args.rounds} rounds x {args.duration}s, "
         f"medians (spread of the rate across rounds)\n"
     )
-    print(f"{'scenario':30s} {'rate':>10s} {'spread':>17s} {'p50 ms':>8s} {'p99 ms':>8s} {'roomd cpu':>9s}  target")
+    print(
+        f"{'scenario':30s} {'rate':>10s} {'spread':>17s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} "
+        f"{'roomd cpu':>9s}  target"
+    )
     for r in rows:
         target = f"≥{r['target']:.0f}" if r["target"] else ""
         if r["p99_target_ms"]:
             target += f" p99≤{r['p99_target_ms']}ms"
         print(
             f"{r['scenario']:30s} {r['rate']:>10.0f} {r['rate_min']:>8.0f}-{r['rate_max']:<8.0f} {r['p50_ms']:>8.1f} "
-            f"{r['p99_ms']:>8.1f} {r['roomd_cpu_pct']:>8.0f}%  {target} {r['status'] if target else ''}"
+            f"{r['p99_ms']:>8.1f} {r['errors_total']:>7.0f} {r['roomd_cpu_pct']:>8.0f}%  {target} "
+            f"{r['status'] if target else ''}"
         )
+    print(
+        "(rate = successes only: 2xx responses, complete connects, delivered events; errors = failures in all "
+        "rounds: non-2xx answers incl. ROOM_FULL, socket errors, error:room refusals, lost deliveries)"
+    )
+    if full := [r for r in rows if r.get("room_full_total")]:
+        print("ROOM_FULL answers (not counted as throughput): " + ", ".join(
+            f"{r['scenario']} {r['room_full_total']:.0f}" for r in full))  # fmt: skip
+    paced = [r for r in rows if r.get("target_rate")]
+    if paced:
+        print("\npaced phases: latencies from each message's scheduled send time")
+        print(f"{'scenario':30s} {'scheduled/s':>11s} {'sent/s':>8s} {'send lag p99 ms':>15s}")
+        for r in paced:
+            behind = "  GENERATOR BEHIND" if r["sent_rate"] < 0.97 * r["target_rate"] else ""
+            print(
+                f"{r['scenario']:30s} {r['target_rate']:>11.0f} {r['sent_rate']:>8.0f} {r['send_lag_p99_ms']:>15.1f}"
+                f"{behind}"
+            )
     games = [r for r in rows if "rt_p99_ms" in r]
     if games:
         print("\ngame-relay: 11 deliveries per player message; p50/p99 above = player -> host (game:message)")

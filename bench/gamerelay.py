@@ -18,7 +18,8 @@ deliveries).
 Phases on one population of sockets: ``None`` = closed loop (saturation:
 every player keeps one message in flight, the next once its answer arrived);
 a number = a fixed schedule offering that many player messages/s in all
-(each room sends at rate/rooms, its players taking turns).
+(each room sends at rate/rooms, its players taking turns). Paced messages carry
+their *scheduled* send time as ``t``, so latencies are measured from the schedule.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class _Phase:
         self.errors = 0
         self.first_error = ""
         self.last_delivery = 0.0
+        self.send_lags: list[float] = []  # paced: actual send time - scheduled send time
+        self.last_send = 0.0
         self.ids = itertools.count(1)
         self.with_ids = acks
         self.start = time.perf_counter()
@@ -103,9 +106,17 @@ class _Phase:
                 self.first_error = payload[:300].decode(errors="replace")
 
 
-def _player_message(phase: _Phase, player: Member, index: int) -> None:
+def _player_message(phase: _Phase, player: Member, index: int, scheduled: float | None = None) -> None:
+    """Send one player message stamped ``t``: its scheduled time when paced, so that a generator
+    falling behind its schedule shows as latency instead of hiding it; the send time otherwise."""
     phase.sent += 1
-    t = time.perf_counter()
+    now = time.perf_counter()
+    if scheduled is None:
+        t = now
+    else:
+        t = scheduled
+        phase.send_lags.append(now - scheduled)
+        phase.last_send = now
     player.send(phase.frame("game:send", f'{{"to":"host","type":"answer","data":{{"p":{index},"t":{t!r}}}}}'))
 
 
@@ -211,8 +222,12 @@ async def _phase(population: list[list[Member]], accounts: list[list[dict[str, A
         "rt_latencies": phase.round_trip,
         # player messages whose round trip failed (error:room, or never answered)
         "errors": max(phase.errors, phase.sent - phase.answered),
+        "error_frames": phase.errors,  # error:room frames received (any socket)
         "missing_deliveries": max(0, missing),
         "first_error": phase.first_error,
+        "send_lags": phase.send_lags,
+        "send_span": max(duration, phase.last_send - phase.start),  # paced: how long sending the schedule took
+        "target_rate": rate,
         "cpu": cpu,
         "loadgen_cpu": loadgen_cpu,
         "redis_cpu": redis_cpu,
@@ -229,5 +244,5 @@ async def _paced_room(phase: _Phase, row: list[Member], period: float, offset: f
             return
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
         index = players[k % len(players)]
-        _player_message(phase, row[index], index)
+        _player_message(phase, row[index], index, next_at)
         next_at += period

@@ -92,12 +92,13 @@ async def http_load(base: str, kind: str, clients: int, duration: float, pids: l
         join_slots.extend(r["roomCode"] for r in rooms for _ in range(USERS_PER_ROOM - 1))
     elif kind == "get":
         codes = [r["roomCode"] for r in await _create_rooms(base, 100)]
-    latencies: list[float] = []
-    errors = 0
+    latencies: list[float] = []  # successful (2xx) requests only: a refusal is not throughput
+    errors = 0  # every non-2xx answer (ROOM_FULL included)
+    room_full = 0
     counter = itertools.count()
 
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, room_full
         conn = Connection(host, port)
         while time.perf_counter() < stop:
             if kind == "create":
@@ -109,10 +110,13 @@ async def http_load(base: str, kind: str, clients: int, duration: float, pids: l
             else:
                 method, path, body = "GET", f"/rooms/{random.choice(codes)}", None
             t0 = time.perf_counter()
-            status, _ = await conn.request(method, path, body)
-            latencies.append(time.perf_counter() - t0)
-            if status >= 400:
+            status, answer = await conn.request(method, path, body)
+            if 200 <= status < 300:
+                latencies.append(time.perf_counter() - t0)
+            else:
                 errors += 1
+                if isinstance(answer, dict) and answer.get("code") == "ROOM_FULL":
+                    room_full += 1
         await conn.close()
 
     meter = CpuMeter(pids)
@@ -124,6 +128,8 @@ async def http_load(base: str, kind: str, clients: int, duration: float, pids: l
         "count": len(latencies),
         "elapsed": elapsed,
         "errors": errors,
+        "room_full": room_full,
+        "sent": len(latencies) + errors,
         "latencies": latencies,
         "cpu": meter.percent(),
     }
@@ -132,7 +138,7 @@ async def http_load(base: str, kind: str, clients: int, duration: float, pids: l
 async def ws_connect(base: str, clients: int, duration: float, pids: list[int]) -> dict[str, Any]:
     """Join over HTTP, open the WebSocket, wait for room:state: one 'connect' of a player."""
     host, port = _hostport(base)
-    rooms = await _create_rooms(base, int(1500 * duration / (USERS_PER_ROOM - 1)) // 2 + 50)
+    rooms = await _create_rooms(base, int(3000 * duration / (USERS_PER_ROOM - 1)) // 2 + 50)
     slots: deque[str] = deque(r["roomCode"] for r in rooms for _ in range(USERS_PER_ROOM - 1))
     latencies: list[float] = []
     errors = 0
@@ -146,11 +152,16 @@ async def ws_connect(base: str, clients: int, duration: float, pids: list[int]) 
             if status != 201:
                 errors += 1
                 continue
-            async with websockets.connect(_ws(base, body["token"]), compression=None, ping_interval=None) as ws:
-                first = json.loads(await ws.recv())
+            try:
+                async with websockets.connect(_ws(base, body["token"]), compression=None, ping_interval=None) as ws:
+                    first = json.loads(await ws.recv())
+            except (OSError, websockets.WebSocketException):  # refused upgrade, closed before room:state
+                errors += 1
+                continue
+            if first["event"] == "room:state":  # only a complete connect counts (and is timed)
                 latencies.append(time.perf_counter() - t0)
-                if first["event"] != "room:state":
-                    errors += 1
+            else:
+                errors += 1
         await conn.close()
 
     meter = CpuMeter(pids)
@@ -265,24 +276,33 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
             sent_total += 1
             await settle(done, left)
 
+    send_lags: list[float] = []  # actual send time - scheduled send time (the generator falling behind)
+    last_delivery = [start]
+    last_send = [start]
+
     async def paced(row: list[Member], period: float, offset: float) -> None:
-        nonlocal sent_total
+        """A toggle every ``period`` s; latency from each toggle's *scheduled* time (see paced_latencies)."""
+        nonlocal sent_total, errors
         expected = int((stop - start - offset) / period) + 1
-        sent: list[float] = []
+        schedule = [start + offset + k * period for k in range(expected)]
+        outcomes: list[bool] = []  # per toggle, in order, as the host's stream shows it: event or error:room
+        receipts: list[list[float]] = [[] for _ in row]
         done: asyncio.Future[None] = loop.create_future()
         left = [expected * len(row)]
 
-        def receiver() -> Callable[[bytes], None]:
-            seen = [0]
-
+        def receiver(mine: list[float], is_host: bool) -> Callable[[bytes], None]:
             def on(payload: bytes) -> None:
                 nonlocal errors
                 if b'"room:lock_toggled"' in payload:
-                    latencies.append(time.perf_counter() - sent[min(seen[0], len(sent) - 1)])
-                    seen[0] += 1
+                    now = time.perf_counter()
+                    mine.append(now)
+                    last_delivery[0] = now
+                    if is_host:
+                        outcomes.append(True)
                     left[0] -= 1
-                elif b'"error:room"' in payload:  # a refused toggle (host only): its events never come
-                    errors += 1  # (later latencies of this room are then attributed to earlier sends)
+                elif is_host and b'"error:room"' in payload:  # a refused toggle: its events never come
+                    errors += 1
+                    outcomes.append(False)
                     left[0] -= len(row)
                 else:
                     return
@@ -291,16 +311,16 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
 
             return on
 
-        for member in row:
-            member.handler = receiver()
-        next_at = start + offset
-        for _ in range(expected):
-            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-            sent.append(time.perf_counter())
+        for i, member in enumerate(row):
+            member.handler = receiver(receipts[i], i == 0)
+        for at in schedule:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            send_lags.append(time.perf_counter() - at)
+            last_send[0] = time.perf_counter()
             row[0].send(TOGGLE)
             sent_total += 1
-            next_at += period
         await settle(done, left)
+        latencies.extend(paced_latencies(schedule, outcomes, receipts))
 
     if rate is None:
         await asyncio.gather(*(closed_loop(row) for row in population))
@@ -308,7 +328,8 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
     else:
         period = len(population) / rate
         await asyncio.gather(*(paced(row, period, i * period / len(population)) for i, row in enumerate(population)))
-        elapsed = duration
+        # the schedule's length, or longer when roomd fell behind (then the achieved rate shows it)
+        elapsed = max(duration, last_delivery[0] - start)
     cpu = meter.percent()
     for row in population:
         for member in row:
@@ -319,8 +340,25 @@ async def _fanout_phase(population: list[list[Member]], duration: float, rate: f
         "sent": sent_total,
         "errors": errors,
         "latencies": latencies,
+        "send_lags": send_lags,
+        "send_span": max(duration, last_send[0] - start),  # paced: how long sending the schedule took
+        "target_rate": rate,
         "cpu": cpu,
     }
+
+
+def paced_latencies(schedule: list[float], outcomes: list[bool], receipts: list[list[float]]) -> list[float]:
+    """Latency of every delivery of a paced room, measured from its toggle's *scheduled* send time.
+
+    ``outcomes``: per toggle, in send order, whether it took effect (the host's stream: its own
+    ``room:lock_toggled`` or an ``error:room``); ``receipts``: each member's receive times, in order.
+    The n-th event a member receives is the n-th toggle that took effect. Measuring from the
+    schedule, not from the moment the generator got round to sending, means a generator that
+    falls behind shows up as latency instead of hiding it. Toggles without an outcome (the
+    phase ended before their answer) are assumed to have taken effect.
+    """
+    effective = [at for at, ok in zip(schedule, outcomes, strict=False) if ok] + schedule[len(outcomes) :]
+    return [got - at for mine in receipts for got, at in zip(mine, effective, strict=False)]
 
 
 async def idle_sockets(base: str, count: int) -> None:
