@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from roomctl.audience import rooms_audience, rooms_poll
 from roomctl.context import Ctl, Group, root_options
 from roomctl.events import events
 from roomctl.migrate import migrate_command
@@ -73,6 +74,8 @@ def cli(ctx: click.Context, redis_url: str | None, as_json: bool, env_file: str 
 
 
 rooms.add_command(rooms_state)  # rooms state CODE [KEY]
+rooms.add_command(rooms_audience)  # rooms audience CODE
+rooms.add_command(rooms_poll)  # rooms poll CODE
 cli.add_command(rooms)
 cli.add_command(users)
 cli.add_command(stats)

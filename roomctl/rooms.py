@@ -27,11 +27,19 @@ from roomctl.context import (
 from roomctl.output import duration, now_ms
 from roomctl.state import ENTRY_COLUMNS, Entries, entry_meta, entry_rows
 from roomd.domain.errors import DomainError
-from roomd.domain.overview import RoomFilter, RoomSummary, describe, name_matches, parse_cursor, public_member
+from roomd.domain.overview import (
+    Audience,
+    RoomFilter,
+    RoomSummary,
+    describe,
+    name_matches,
+    parse_cursor,
+    public_member,
+)
 from roomd.domain.store import iso
 from roomd.protocol import ErrorCode
 
-LIST_COLUMNS = ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EXPIRES IN", "IDLE"]
+LIST_COLUMNS = ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EXPIRES IN", "IDLE", "AUDIENCE c/a"]
 
 
 @click.group(cls=Group)
@@ -62,9 +70,13 @@ def idle_for(span: Span, now: int) -> RoomFilter:
     return lambda s: s.connected == 0 and now - s.updated_at >= span.ms
 
 
-def room_filter(locked: bool, empty: bool, idle: Span | None, host_name: str | None, now: int) -> RoomFilter | None:
+def room_filter(
+    locked: bool, empty: bool, idle: Span | None, host_name: str | None, now: int, with_audience: bool = False
+) -> RoomFilter | None:
     """The ``rooms list`` filters, all of which must hold; None when none is given."""
     tests: list[RoomFilter] = []
+    if with_audience:
+        tests.append(lambda s: s.audience is not None)
     if locked:
         tests.append(lambda s: bool(s.room.get("isLocked")))
     if empty:
@@ -88,24 +100,34 @@ def room_filter(locked: bool, empty: bool, idle: Span | None, host_name: str | N
               help="Only rooms nobody is connected to and unchanged for DURATION (45s, 30m, 2h, 1d).")  # fmt: skip
 @click.option("--host-name", default=None, metavar="NAME",
               help="Only rooms whose host's name contains NAME (case-insensitive).")  # fmt: skip
+@click.option("--with-audience", is_flag=True, help="Only rooms created with an audience (viewers).")
 @common_options
 @pass_ctl
 def rooms_list(
-    ctl: Ctl, limit: int, cursor: str | None, locked: bool, empty: bool, idle: Span | None, host_name: str | None
+    ctl: Ctl,
+    limit: int,
+    cursor: str | None,
+    locked: bool,
+    empty: bool,
+    idle: Span | None,
+    host_name: str | None,
+    with_audience: bool,
 ) -> None:
     """Live rooms, newest first, a page at a time (MEMBERS is connected/total/max).
 
     Filters combine (all must hold). IDLE is the time since the room last changed
-    (a join, leave, connect, disconnect, lock or host change).
+    (a join, leave, connect, disconnect, lock or host change). AUDIENCE is the
+    viewers connected/admitted, "-" for a room without an audience.
 
     \b
     Examples:
       roomctl rooms list
       roomctl rooms list --limit 100 --cursor 1795563549123.KXQD
       roomctl rooms list --locked --host-name ana
+      roomctl rooms list --with-audience
       roomctl rooms list --idle-for 30m --json | jq -r '.rooms[].code'
     """
-    where = room_filter(locked, empty, idle, host_name, now_ms())
+    where = room_filter(locked, empty, idle, host_name, now_ms(), with_audience)
     page = ctl.run(lambda b: b.overview.list_rooms(limit, cursor, where))
     if ctl.out.as_json:
         ctl.out.data({"rooms": [describe(r) for r in page.rooms], "nextCursor": page.next_cursor})
@@ -114,7 +136,7 @@ def rooms_list(
     ctl.out.table("Rooms (newest first)", LIST_COLUMNS, [_list_row(r, now) for r in page.rooms])
     if page.next_cursor is not None:
         again = click.get_current_context().command_path
-        filters = [f for f, on in (("--locked", locked), ("--empty", empty)) if on]
+        filters = [f for f, on in (("--locked", locked), ("--empty", empty), ("--with-audience", with_audience)) if on]
         filters += [f"--idle-for {idle.text}"] if idle else []
         filters += [f"--host-name {shlex.quote(host_name)}"] if host_name is not None else []
         ctl.out.note(" ".join(["more:", again, f"--limit {limit}", *filters, f"--cursor {page.next_cursor}"]))
@@ -131,6 +153,7 @@ def _list_row(summary: RoomSummary, now: int) -> tuple[str, ...]:
         duration(now - room["createdAt"]),
         duration(room["expiresAt"] - now) if "expiresAt" in room else "-",
         duration(now - summary.updated_at),
+        f"{summary.audience.connected}/{summary.audience.admitted}" if summary.audience else "-",
     )
 
 
@@ -139,29 +162,33 @@ def _list_row(summary: RoomSummary, now: int) -> tuple[str, ...]:
 @common_options
 @pass_ctl
 def rooms_show(ctl: Ctl, code: str) -> None:
-    """A room's details, its members (oldest first) and its shared state entries (by key).
+    """A room's details, its audience and poll, its members (oldest first) and its state entries (by key).
 
     Every state entry is listed, whatever its visibleTo, without its value
     (SIZE is the value's encoded size in bytes; values: roomctl rooms state).
+    The audience line counts viewers connected now and admitted; the poll line
+    is the current (or last) poll's counts (viewers: roomctl rooms audience,
+    the poll: roomctl rooms poll).
 
     \b
     Examples:
       roomctl rooms show kxqd
       roomctl rooms show KXQD --json | jq '.members[] | select(.isConnected)'
       roomctl rooms show KXQD --json | jq '.state[] | select(.visibleTo != "all") | .key'
+      roomctl rooms show KXQD --json | jq '.poll.counts'
     """
 
-    async def show(b: Backend) -> tuple[RoomSummary, Entries]:
+    async def show(b: Backend) -> tuple[RoomSummary, Entries, dict[str, Any] | None]:
         summary = await b.overview.room(code)
         if summary is None:
             raise Failure(f"room {code} not found")
-        return summary, await b.store.get_state(code)
+        return summary, await b.store.get_state(code), await b.overview.poll(code)
 
-    summary, entries = ctl.run(show)
+    summary, entries, poll = ctl.run(show)
     room = describe(summary)
     members = [_member(m, summary.room["hostId"]) for m in summary.members]
     if ctl.out.as_json:
-        ctl.out.data({"room": room, "members": members, "state": entry_meta(entries)})
+        ctl.out.data({"room": room, "members": members, "state": entry_meta(entries), "poll": poll})
         return
     ctl.out.fields(
         [
@@ -173,6 +200,8 @@ def rooms_show(ctl: Ctl, code: str) -> None:
             ("created", room["createdAt"]),
             ("updated", room["updatedAt"]),
             ("expires", room["expiresAt"]),
+            ("audience", audience_line(summary.audience)),
+            *([("poll", poll_line(poll))] if poll is not None else []),
         ]
     )
     rows = [(m["id"], m["displayName"], _yes(m["isConnected"]), "★" if m["isHost"] else "") for m in members]
@@ -184,6 +213,21 @@ def rooms_show(ctl: Ctl, code: str) -> None:
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+def audience_line(audience: Audience | None) -> str:
+    """``rooms show``'s audience line: off, or connected / admitted and whether it is locked."""
+    if audience is None:
+        return "off"
+    locked = "locked (no new viewers)" if audience.locked else "open"
+    return f"{audience.connected} connected / {audience.admitted} admitted, {locked}"
+
+
+def poll_line(poll: dict[str, Any]) -> str:
+    """``rooms show``'s poll line: ``ID open|closed: CHOICE n, CHOICE n (N votes)``."""
+    counts = ", ".join(f"{choice} {n}" for choice, n in poll["counts"].items())
+    state = "open" if poll["open"] else "closed"
+    return f"{poll['pollId']} {state}: {counts} ({poll['votes']} vote{'' if poll['votes'] == 1 else 's'})"
 
 
 def _member(member: dict[str, Any], host_id: str) -> dict[str, Any]:

@@ -14,6 +14,14 @@ so it stays fast with 100,000 rooms. Pages continue after a *position*
 two pages neither repeat nor vanish from the walk. A filter is applied while
 walking, and a page is filled from further entries up to a bounded number of
 index reads.
+
+**The audience** (issue 13: rooms created with ``audience: true``) is read the way
+roomd counts it: the connected viewers are the sum of the ``audience:online`` fields
+of *live* instances (a dead instance's field lingers until roomd's count script drops
+it), the admitted viewers are the ``audience`` hash's length. A room's viewers (up to
+``AUDIENCE_MAX``, 10,000) are read with HSCAN, a chunk at a time, never one HGETALL
+that would hold Redis for the whole hash; the current (or last) poll is three reads of
+its own keys. Rooms without an audience cost nothing more.
 """
 
 from __future__ import annotations
@@ -28,21 +36,34 @@ import redis.asyncio as aioredis
 
 from roomd.config import Settings
 from roomd.domain import keys
-from roomd.domain.store import guard, now_ms, public_room
+from roomd.domain.store import guard, iso, now_ms, public_room
 
 STATS_CHUNK = 500
 FILTER_CHUNK = 500  # index entries read at a time when a filter may drop most of them
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")  # ids roomd issues
 INSTANCE_STALE_MS = Settings.instance_timeout_ms  # a heartbeat older than this: a dead instance
 MAX_ROUNDS = 20  # index reads per page (expired or filtered-out entries are skipped on the way)
 COMPLETION_SCAN = 1_000  # ZSCAN COUNT hint when completing room codes
+VIEWER_SCAN = 1_000  # HSCAN COUNT hint when reading a room's viewers
 
 Position = tuple[int, str]  # (createdAt ms, code): where a page ends in the newest-first order
+ViewerPosition = tuple[int, str]  # (joinedAt ms, audience id): where a page of viewers ends, oldest first
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A room's audience as an operator sees it (rooms created with ``audience: true``)."""
+
+    locked: bool  # the host locked the audience: no more viewers admitted
+    connected: int  # viewer sockets on live roomd instances, now
+    admitted: int  # viewers holding a valid token (the audience hash), connected or not
 
 
 @dataclass(frozen=True)
 class RoomSummary:
     room: dict[str, Any]  # as stored (times in epoch ms)
     members: list[dict[str, Any]]  # as stored, oldest first
+    audience: Audience | None = None  # None: the room was created without an audience
 
     @property
     def host(self) -> dict[str, Any] | None:
@@ -69,6 +90,13 @@ class Page:
 
 
 @dataclass(frozen=True)
+class ViewerPage:
+    viewers: list[dict[str, Any]]  # as stored ({id, displayName, joinedAt}), oldest first
+    next_cursor: str | None  # pass to the next viewers call; None on the last page
+    matched: int  # viewers that passed the name filter (all admitted ones without it)
+
+
+@dataclass(frozen=True)
 class Stats:
     rooms: int
     members: int
@@ -87,6 +115,19 @@ def parse_cursor(raw: str) -> Position:
     if not dot or not score.isdigit() or not code or not code.isascii() or not code.isalnum():
         raise ValueError(f"not a rooms cursor: {raw!r}")
     return int(score), code
+
+
+def encode_viewer_cursor(position: ViewerPosition) -> str:
+    joined, audience_id = position
+    return f"{joined}.{audience_id}"
+
+
+def parse_viewer_cursor(raw: str) -> ViewerPosition:
+    """The position a viewers cursor names; ValueError if it is not one ``encode_viewer_cursor`` made."""
+    joined, dot, audience_id = raw.strip().partition(".")
+    if not dot or not joined.isdigit() or not audience_id or not _ID_CHARS.issuperset(audience_id):
+        raise ValueError(f"not an audience cursor: {raw!r}")
+    return int(joined), audience_id
 
 
 def name_key(name: str) -> str:
@@ -126,7 +167,34 @@ class Overview:
                 continue
             members = sorted((json.loads(u) for u in raw[2 * n + 1].values()), key=lambda u: u.get("joinSeq", 0))
             found.append(RoomSummary(json.loads(room), members))
-        return found
+        return await self._with_audience(found)
+
+    async def _with_audience(self, found: list[RoomSummary | None]) -> list[RoomSummary | None]:
+        """The summaries, those of rooms with an audience completed with it: one more round trip,
+        only when the page has such rooms (the live instances, each room's online and admitted)."""
+        watched = [n for n, s in enumerate(found) if s is not None and s.room.get("audience")]
+        if not watched:
+            return found
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self.keys.instances, now_ms() - INSTANCE_STALE_MS, "+inf")
+            for n in watched:
+                code = found[n].room["code"]  # type: ignore[union-attr]
+                pipe.hgetall(self.keys.audience_online(code))
+                pipe.hlen(self.keys.audience(code))
+            raw = await guard(pipe.execute(), self.timeout)
+        live = {_text(i) for i in raw[0]}
+        done = list(found)
+        for k, n in enumerate(watched):
+            summary = found[n]
+            assert summary is not None
+            online, admitted = raw[1 + 2 * k], raw[2 + 2 * k]
+            audience = Audience(
+                locked=bool(summary.room.get("audienceLocked")),
+                connected=online_size(online, live),
+                admitted=int(admitted),
+            )
+            done[n] = RoomSummary(summary.room, summary.members, audience)
+        return done
 
     async def room(self, code: str) -> RoomSummary | None:
         return (await self.summaries([code]))[0]
@@ -244,6 +312,79 @@ class Overview:
                 break
         return [code for _, code in sorted(scored, reverse=True)[:limit]]
 
+    # -- the audience and its polls ---------------------------------------------------------
+
+    async def viewers(
+        self, code: str, limit: int = 100, cursor: str | None = None, name: str | None = None
+    ) -> ViewerPage:
+        """Admitted viewers of room ``code``, oldest first, ``limit`` after ``cursor`` (a previous
+        page's ``next_cursor``), those whose name contains ``name`` only if given.
+
+        The whole audience hash is read with HSCAN (chunks of VIEWER_SCAN: Redis is never held
+        for 10,000 entries at once) and sorted by (joinedAt, id): the order HSCAN returns is the
+        hash's, not the joining one. Pages continue after a position, so viewers admitted or
+        kicked between two pages neither repeat nor hide others. Raises ValueError for a
+        malformed cursor.
+        """
+        after = parse_viewer_cursor(cursor) if cursor else None
+        matches = name_matches(name) if name is not None else None
+        everyone = [
+            v for v in await self._scan_viewers(code) if matches is None or matches(str(v.get("displayName", "")))
+        ]
+        everyone.sort(key=_viewer_position)
+        rest = everyone if after is None else [v for v in everyone if _viewer_position(v) > after]
+        page = rest[:limit]
+        more = len(rest) > limit
+        return ViewerPage(page, encode_viewer_cursor(_viewer_position(page[-1])) if more else None, len(everyone))
+
+    async def _scan_viewers(self, code: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor: int = 0
+        batch: Any
+        while True:
+            cursor, batch = await guard(
+                self.client.hscan(self.keys.audience(code), cursor, count=VIEWER_SCAN), self.timeout
+            )
+            for audience_id, raw in batch.items():
+                found.append(_viewer(_text(audience_id), raw))
+            if cursor == 0:
+                return found
+
+    async def viewer_ids_starting_with(self, code: str, prefix: str, limit: int) -> list[tuple[str, str]]:
+        """(audience id, display name) of up to ``limit`` viewers of ``code`` whose id starts with
+        ``prefix`` (for completing ``rooms kick CODE <TAB>``): HSCAN with a MATCH pattern."""
+        if not _ID_CHARS.issuperset(prefix):
+            return []
+        found: list[tuple[str, str]] = []
+        cursor: int = 0
+        batch: Any
+        while True:
+            cursor, batch = await guard(
+                self.client.hscan(self.keys.audience(code), cursor, match=f"{prefix}*", count=VIEWER_SCAN),
+                self.timeout,
+            )
+            for audience_id, raw in batch.items():
+                viewer = _viewer(_text(audience_id), raw)
+                found.append((viewer["id"], str(viewer.get("displayName", ""))))
+            if cursor == 0 or len(found) >= limit:
+                return sorted(found)[:limit]
+
+    async def viewer(self, code: str, audience_id: str) -> dict[str, Any] | None:
+        """One admitted viewer of room ``code`` as stored, None if not admitted (or no room)."""
+        raw = await guard(self.client.hget(self.keys.audience(code), audience_id), self.timeout)
+        return None if raw is None else _viewer(audience_id, raw)
+
+    async def poll(self, code: str) -> dict[str, Any] | None:
+        """The room's current (or last) poll with its counts, as an operator sees it; None if the
+        room has had no poll. Every choice is in ``counts`` (0 when nobody chose it), in the
+        poll's order; ``votes`` is how many viewers voted."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.poll(code))
+            pipe.hgetall(self.keys.poll_counts(code))
+            pipe.hlen(self.keys.poll_votes(code))
+            stored, counts, votes = await guard(pipe.execute(), self.timeout)
+        return poll_view(stored, counts, int(votes))
+
     async def member_ids(self, code: str) -> list[str]:
         """The member ids of a room (for completing ``users kick CODE <TAB>``)."""
         return sorted(_text(i) for i in await guard(self.client.hkeys(self.keys.users(code)), self.timeout))
@@ -260,12 +401,77 @@ def public_member(member: dict[str, Any], host_id: str) -> dict[str, Any]:
 
 
 def describe(summary: RoomSummary) -> dict[str, Any]:
-    """A room as operators see it: the client view plus host name and presence counts."""
-    view = public_room(summary.room, len(summary.members))
+    """A room as operators see it: the client view plus host name and presence counts.
+
+    The audience: ``audience`` / ``audienceLocked`` / ``audienceCount`` as clients see them
+    (the count as last published to the host, at most a second old), and the operator's
+    ``audienceConnected`` (viewer sockets on live instances, read now) and ``audienceAdmitted``
+    (viewers holding a valid token); both 0 for a room without an audience.
+    """
+    room = summary.room
+    view = public_room(room, len(summary.members))
     host = summary.host
     view["hostName"] = host["displayName"] if host else None
     view["connectedCount"] = summary.connected
+    view.setdefault("audience", bool(room.get("audience")))
+    view.setdefault("audienceLocked", bool(room.get("audienceLocked")))
+    view.setdefault("audienceCount", int(room.get("audienceCount") or 0))
+    audience = summary.audience
+    view["audienceConnected"] = audience.connected if audience else 0
+    view["audienceAdmitted"] = audience.admitted if audience else 0
     return view
+
+
+def online_size(online: dict[Any, Any], live: set[str]) -> int:
+    """The connected viewers: the ``audience:online`` fields of live instances, summed (a field
+    below 0 counts 0; a dead instance's field is left for roomd's count script to drop)."""
+    return sum(max(0, int(count)) for instance, count in online.items() if _text(instance) in live)
+
+
+def poll_view(stored: dict[Any, Any], counts: dict[Any, Any], votes: int) -> dict[str, Any] | None:
+    """A stored poll (the ``poll`` hash, the ``poll:counts`` hash, the voters) as roomctl shows it."""
+    poll = {_text(k): _text(v) for k, v in stored.items()}
+    if "id" not in poll:
+        return None
+    try:
+        choices = [str(c) for c in json.loads(poll.get("choices") or "[]")]
+    except ValueError:
+        choices = []
+    tallied = {_text(k): int(v) for k, v in counts.items()}
+    ordered = {choice: max(0, tallied.pop(choice, 0)) for choice in choices}
+    ordered.update({k: v for k, v in sorted(tallied.items()) if v > 0})  # never expected: shown, not hidden
+    tally_at = int(poll["tallyAt"]) if poll.get("tallyAt", "").isdigit() and int(poll["tallyAt"]) > 0 else None
+    return {
+        "pollId": poll["id"],
+        "prompt": poll.get("prompt") or None,
+        "choices": choices,
+        "publicTallies": poll.get("public") == "1",
+        "open": poll.get("open") == "1",
+        "counts": ordered,
+        "votes": votes,
+        "tallyAt": iso(tally_at),
+    }
+
+
+def public_viewer(viewer: dict[str, Any]) -> dict[str, Any]:
+    """A viewer as roomctl shows it: id, display name, when admitted (ISO-8601)."""
+    return {"id": viewer["id"], "displayName": viewer.get("displayName", ""), "joinedAt": iso(viewer.get("joinedAt"))}
+
+
+def _viewer(audience_id: str, raw: bytes | str) -> dict[str, Any]:
+    """A stored viewer record; a record that cannot be read still shows its id."""
+    try:
+        viewer = json.loads(raw)
+    except ValueError:
+        viewer = None
+    if not isinstance(viewer, dict):
+        viewer = {}
+    return {**viewer, "id": audience_id}
+
+
+def _viewer_position(viewer: dict[str, Any]) -> ViewerPosition:
+    joined = viewer.get("joinedAt")
+    return (int(joined) if isinstance(joined, int | float) else 0), str(viewer["id"])
 
 
 def _text(value: bytes | str) -> str:

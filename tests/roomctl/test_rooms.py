@@ -26,7 +26,8 @@ async def test_list_pages_newest_first(roomctl: Roomctl, store: RoomStore) -> No
     assert first["rooms"][0]["hostName"] == "Host4" and first["rooms"][0]["memberCount"] == 1
     assert set(first["rooms"][0]) == {"code", "hostId", "hostName", "isLocked", "maxUsers", "state", "memberCount",
                                       "connectedCount", "createdAt", "updatedAt", "expiresAt", "playerMessages",
-                                      "hostMigration"}  # fmt: skip
+                                      "hostMigration", "audience", "audienceLocked", "audienceCount",
+                                      "audienceConnected", "audienceAdmitted"}  # fmt: skip
     second = as_json(await roomctl("--json", "rooms", "list", "--limit", "3", "--cursor", first["nextCursor"]))
     assert [r["code"] for r in second["rooms"]] == codes[::-1][3:]
     assert second["nextCursor"] is None
@@ -39,11 +40,13 @@ async def test_list_plain_output(roomctl: Roomctl, store: RoomStore) -> None:
     plain = await roomctl("rooms", "list")
     assert plain.exit_code == 0 and "\x1b[" not in plain.output  # piped: plain text, no colours
     header, row = plain.stdout.splitlines()
-    assert header.split("\t") == ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EXPIRES IN", "IDLE"]
+    assert header.split("\t") == ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EXPIRES IN", "IDLE",
+                                  "AUDIENCE c/a"]  # fmt: skip
     cells = row.split("\t")
     assert cells[:5] == [host.room_code, "Ana Tab", "1/2/10", "no", "open"]  # a tab in a name cannot shift columns
     assert cells[6] in ("9m", "10m")  # the store fixture's TTL is 600 s
     assert cells[7] in ("0s", "1s")  # the last change: Bob connecting
+    assert cells[8] == "-"  # created without an audience
 
 
 async def test_list_more_pages_hint_on_stderr(roomctl: Roomctl, store: RoomStore) -> None:
