@@ -67,7 +67,7 @@ def make_app(services: Services) -> tornado.web.Application:
         (rf"/rooms/{CODE_PATTERN}", http.RoomHandler),
         (rf"/rooms/{CODE_PATTERN}/join", http.JoinRoomHandler),
         (rf"/rooms/{CODE_PATTERN}/rejoin", http.RejoinRoomHandler),
-        (r"/ws", RoomSocket, {"services": services, "commands": build_table(game_rules(s))}),
+        (r"/ws", RoomSocket, {"services": services, "commands": build_table(game_rules(s), services.nudges)}),
         (r"/()", http.StaticFiles, {"path": str(STATIC_DIR), "default_filename": "index.html"}),
         (r"/static/(.*)", http.StaticFiles, {"path": str(STATIC_DIR)}),
         (r"/client/(.*)", http.StaticFiles, {"path": str(protocol_dir() / "client")}),

@@ -57,6 +57,9 @@ CODE_CANDIDATES = 3  # codes offered per attempt (one create script each: every 
 CODE_ATTEMPTS = 6  # attempts before ROOM_CODE_GENERATION_FAILED
 POOL_SIZE = 64  # Redis connections per process; commands beyond wait for one
 CLAIM_GRACE_MS = 86_400_000
+POLL_TALLY_MS = 250
+"""The least time between two ``poll:tally`` of a room (votes in between are counted, and tallied
+together: the host never gets one message per vote)."""
 """How long a room's claim outlives its record (``keys.Layout.claim``): the time the expiry sweep
 has to tell the members of an expired room before the code may be handed out anyway (only if
 every roomd instance was down that long; normally the sweep comes within a second)."""
@@ -78,8 +81,17 @@ ROOM_SCRIPTS = (
     "state_set",
     "state_delete",
     "host_grace",
+    "audience_join",
+    "audience_connect",
+    "audience_disconnect",
+    "audience_count",
+    "audience_lock",
+    "poll_open",
+    "poll_vote",
+    "poll_tally",
+    "poll_close",
 )
-"""Scripts on one room: the prelude is prepended, KEYS are :meth:`keys.Layout.room_keys`."""
+"""Scripts on one room: the prelude (and polls.lua) is prepended, KEYS are :meth:`keys.Layout.room_keys`."""
 
 INDEX_SCRIPTS = ("heartbeat", "instances", "settle", "throttle")
 """Scripts on one cross-room key (or, throttle, one client's two counters): no prelude."""
@@ -116,7 +128,8 @@ def script_text(name: str, sharded_pubsub: bool = False) -> str:
     assert _PUBLISH_LINE in prelude and _GRACE_LINE in prelude, "prelude.lua: the substituted lines changed"
     prelude = prelude.replace(_PUBLISH_LINE, f"local PUBLISH_CMD = '{'SPUBLISH' if sharded_pubsub else 'PUBLISH'}'")
     prelude = prelude.replace(_GRACE_LINE, f"local CLAIM_GRACE_MS = {CLAIM_GRACE_MS}")
-    return prelude + "\n" + body
+    polls = (_LUA_DIR / "polls.lua").read_text()  # poll helpers: the poll scripts, poll_json for snapshots
+    return prelude + "\n" + polls + "\n" + body
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,9 @@ class Membership:
 class Snapshot:
     """What a connecting socket sends as ``room:state``; ``seq`` orders it among events.
 
-    ``state`` holds only the shared state entries this member may read.
+    ``state`` holds only the shared state entries this member (or viewer) may read; ``extra``
+    the fields a room with an audience adds: ``poll`` (the open poll or None) and, for a
+    viewer, ``you``.
     """
 
     room: dict[str, Any]
@@ -137,6 +152,7 @@ class Snapshot:
     seq: int
     incarnation: str = ""  # of the room; events of another incarnation (a reused code) are not for this socket
     state: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,10 +172,11 @@ class Resumed:
 
 @dataclass(frozen=True)
 class RoomOptions:
-    """Per-room rules chosen at create (``playerMessages``, ``hostMigration``)."""
+    """Per-room rules chosen at create (``playerMessages``, ``hostMigration``, ``audience``)."""
 
     player_messages: str = "host"  # "host" | "all"
     host_migration: str = "leave"  # "leave" | "disconnect"
+    audience: bool = False  # admits viewers (POST /rooms/:code/audience)
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,16 @@ class SocketRef:
     room_code: str
     user_id: str
     socket_id: str
+
+
+@dataclass(frozen=True)
+class PollVote:
+    """A vote's effect: the room's ``seq`` (for the ack) and, if the tally it changed could not
+    be published yet, when it is due (ms): the caller's instance runs :meth:`RoomStore.tally_poll`
+    then (a nudge: if it never comes, the next vote or the close publishes the counts anyway)."""
+
+    seq: int
+    tally_due: int | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +383,7 @@ class RoomStore:
                 "playerMessages": opts.player_messages,
                 "hostMigration": opts.host_migration,
                 "historySize": self.history_size,
+                "audience": opts.audience,
             }
         )
         for _ in range(CODE_ATTEMPTS):
@@ -424,7 +452,7 @@ class RoomStore:
             return Resumed(
                 since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[3:]], incarnation=_text(raw[2])
             )
-        return _snapshot(raw[1], raw[2])
+        return _snapshot(raw[1], raw[2], raw[3] if len(raw) > 3 else None)
 
     async def snapshot(self, code: str, user_id: str, socket_id: str) -> Snapshot:
         """Read-only ``room:state`` for a live socket that may have missed events.
@@ -433,7 +461,7 @@ class RoomStore:
         """
         try:
             raw = await self._room("snapshot", code, user_id, socket_id)
-            return _snapshot(raw[0], raw[1])
+            return _snapshot(raw[0], raw[1], raw[2] if len(raw) > 2 else None)
         except ResponseError as exc:
             if str(exc).strip() == "REPLACED":
                 raise Replaced() from None
@@ -562,6 +590,67 @@ class RoomStore:
         reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
         return int(await self._room("close", code, actor_id or "", reason.value, ""))
 
+    # -- the audience: viewers of a room created with audience=True (actor None = administrator) --
+
+    async def join_audience(self, code: str, display_name: str, max_viewers: int) -> Membership:
+        """Admit a viewer (one script: concurrent admissions never pass ``max_viewers``); the
+        membership's ``user_id`` is its audience id. AUDIENCE_DISABLED / AUDIENCE_LOCKED / AUDIENCE_FULL."""
+        audience_id = new_user_id()
+        await self._room("audience_join", code, audience_id, display_name, max_viewers, now_ms())
+        return Membership(code, audience_id)
+
+    async def check_viewer(self, code: str, audience_id: str) -> None:
+        """Raise ``ROOM_NOT_FOUND`` / ``MEMBER_NOT_FOUND`` unless the viewer is still admitted."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(self.keys.room(code))
+            pipe.hexists(self.keys.audience(code), audience_id)
+            exists, admitted = await guard(pipe.execute(), self.command_timeout)
+        if not exists:
+            raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+        if not admitted:
+            raise DomainError(ErrorCode.MEMBER_NOT_FOUND)
+
+    async def audience_connect(
+        self, code: str, audience_id: str, since: int | None = None, *, count: bool = True
+    ) -> tuple[Snapshot | Resumed, int]:
+        """A viewer's socket: counted on this instance (``count``), and its first frames: the viewer's
+        ``room:state`` or, with ``since``, the missed events (unfiltered: the transport applies the
+        viewer rules). Also returns when the audience's count is due (ms; 0 if not counted)."""
+        since_arg = "" if since is None else since
+        raw = await self._room(
+            "audience_connect", code, audience_id, self.instance_id, now_ms(), since_arg, "1" if count else "0"
+        )
+        if _text(raw[0]) == "resumed":
+            resumed = Resumed(
+                since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[4:]], incarnation=_text(raw[2])
+            )
+            return resumed, int(raw[3])
+        snapshot = _snapshot(raw[1], raw[2], raw[3], raw[4])
+        return snapshot, int(raw[5])
+
+    async def audience_snapshot(self, code: str, audience_id: str) -> Snapshot:
+        """A live viewer socket's ``room:state`` again (it may have missed events); not counted again."""
+        snapshot, _ = await self.audience_connect(code, audience_id, count=False)
+        assert isinstance(snapshot, Snapshot)
+        return snapshot
+
+    async def audience_disconnect(self, code: str) -> int:
+        """A viewer socket of this instance closed; returns when the audience's count is due (ms, 0: room gone)."""
+        return int(await self._room("audience_disconnect", code, self.instance_id, now_ms()))
+
+    async def audience_count(self, code: str) -> tuple[int, int]:
+        """Count the audience over live instances; publish ``audience:count`` to the host if it changed
+        and the last is a second old. Returns (the count, when to run again in ms or 0)."""
+        live = await self._live_instances()
+        count, due = await self._room("audience_count", code, live, now_ms())
+        return int(count), int(due)
+
+    async def lock_audience(self, code: str, actor_id: str | None, locked: bool) -> tuple[bool, int]:
+        """Lock or unlock the room's audience (host or administrator); (locked now, seq after it)."""
+        flag = "1" if locked else "0"
+        result, seq = await self._room("audience_lock", code, actor_id or "", flag, self.ttl_ms, now_ms())
+        return bool(int(result)), int(seq)
+
     # -- the game channel (actor None = administrator) ----------------------
 
     async def send_game_message(self, code: str, sender_id: str, to: str | list[str], kind: str, data_json: str) -> int:
@@ -622,6 +711,81 @@ class RoomStore:
                 "size": entry.get("size", len(value)),
             }
         return found
+
+    # -- audience polls (actor None = administrator) ---------------------------
+
+    async def open_poll(
+        self,
+        code: str,
+        actor_id: str | None,
+        poll_id: str,
+        choices: Sequence[str],
+        *,
+        prompt: str = "",
+        public: bool = False,
+    ) -> int:
+        """Open a poll (host; one open poll per room, else ``POLL_ALREADY_OPEN``); seq of ``poll:opened``.
+
+        The previous poll's votes and counts are cleared. ``choices`` are unique (the schema
+        says so); a room without an audience answers ``AUDIENCE_DISABLED``.
+        """
+        choices_json = json.dumps(list(choices), separators=(",", ":"), ensure_ascii=False)
+        args = (actor_id or "", poll_id, choices_json, prompt, "1" if public else "0", self.ttl_ms, now_ms())
+        return int(await self._room("poll_open", code, *args))
+
+    async def vote(self, code: str, audience_id: str, poll_id: str, choice: str) -> PollVote:
+        """A viewer's vote (or changed vote) in the open poll: O(1) Redis work whatever the audience.
+
+        ``NOT_ALLOWED`` for a member, ``POLL_NOT_OPEN`` for another poll, ``INVALID_MESSAGE`` for
+        a choice the poll does not offer; nothing changes then.
+        """
+        try:
+            seq, due = await self._room("poll_vote", code, audience_id, poll_id, choice, POLL_TALLY_MS,
+                                        self.ttl_ms, now_ms())  # fmt: skip
+        except DomainError as exc:
+            if exc.code is ErrorCode.INVALID_MESSAGE:
+                raise DomainError(exc.code, "data/choice: not one of the poll's choices") from None
+            raise
+        return PollVote(int(seq), int(due) or None)
+
+    async def tally_poll(self, code: str) -> int | None:
+        """Publish ``poll:tally`` if votes are waiting and the last tally is POLL_TALLY_MS old.
+
+        Returns when to try again (ms) if votes wait but it is too early, else None (nothing
+        to do: published, no open poll, or the room is gone).
+        """
+        _, due = await self._room("poll_tally", code, POLL_TALLY_MS, self.ttl_ms, now_ms())
+        return int(due) or None
+
+    async def close_poll(self, code: str, actor_id: str | None, poll_id: str) -> int:
+        """Close the open poll (host) with the exact final tally; seq of ``poll:closed``."""
+        return int(await self._room("poll_close", code, actor_id or "", poll_id, self.ttl_ms, now_ms()))
+
+    async def get_poll(self, code: str) -> dict[str, Any] | None:
+        """The room's current or last poll as an administrator sees it, or None.
+
+        ``{pollId, choices, prompt, publicTallies, open, counts, votes}`` (counts exact as
+        of the read: one pipelined read of three keys, no script: it writes nothing).
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.poll(code))
+            pipe.hgetall(self.keys.poll_counts(code))
+            pipe.hlen(self.keys.poll_votes(code))
+            raw, raw_counts, votes = await guard(pipe.execute(), self.command_timeout)
+        poll = {_text(k): _text(v) for k, v in raw.items()}
+        if "id" not in poll:
+            return None
+        choices: list[str] = json.loads(poll.get("choices") or "[]")
+        counts = {_text(k): int(v) for k, v in raw_counts.items()}
+        return {
+            "pollId": poll["id"],
+            "choices": choices,
+            "prompt": poll.get("prompt", ""),
+            "publicTallies": poll.get("public") == "1",
+            "open": poll.get("open") == "1",
+            "counts": {choice: counts.get(choice, 0) for choice in choices},
+            "votes": int(votes),
+        }
 
     # -- host grace (hostMigration "disconnect") ----------------------------
 
@@ -784,18 +948,30 @@ def public_room(room: dict[str, Any], member_count: int) -> dict[str, Any]:
         "expiresAt": iso(room.get("expiresAt")),
         "playerMessages": room.get("playerMessages") or "host",
         "hostMigration": room.get("hostMigration") or "leave",
+        "audience": bool(room.get("audience")),
+        "audienceLocked": bool(room.get("audienceLocked")),
+        "audienceCount": int(room.get("audienceCount") or 0),  # as last published: at most a second old
     }
 
 
-def _snapshot(raw: bytes | str, state_raw: bytes | str) -> Snapshot:
+def _snapshot(
+    raw: bytes | str, state_raw: bytes | str, poll_raw: bytes | str | None = None, you_raw: bytes | str | None = None
+) -> Snapshot:
+    """A snapshot script's reply; ``poll_raw`` comes from rooms with an audience only, ``you_raw`` for viewers."""
     snapshot = json.loads(raw)
     room = snapshot["room"]
+    extra: dict[str, Any] = {}
+    if poll_raw is not None:
+        extra["poll"] = json.loads(poll_raw)
+    if you_raw is not None:
+        extra["you"] = json.loads(you_raw)
     return Snapshot(
         room=public_room(room, len(snapshot["users"])),
         users=snapshot["users"],
         seq=int(room["seq"]),
         incarnation=str(room.get("incarnation") or ""),
         state=json.loads(state_raw),
+        extra=extra,
     )
 
 

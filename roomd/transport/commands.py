@@ -17,6 +17,7 @@ from roomd import protocol
 from roomd.domain.errors import DomainError
 from roomd.domain.store import RoomStore
 from roomd.protocol import ErrorCode
+from roomd.transport.nudges import Nudges
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,34 @@ def _game_send(rules: GameRules) -> Handler:
     return handler
 
 
+async def _poll_open(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return await store.open_poll(
+        caller.room_code,
+        caller.user_id,
+        data["pollId"],
+        data["choices"],
+        prompt=data.get("prompt", ""),
+        public=data.get("publicTallies", False),
+    )
+
+
+async def _poll_close(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return await store.close_poll(caller.room_code, caller.user_id, data["pollId"])
+
+
+def _poll_vote(nudges: Nudges) -> Handler:
+    """A viewer's vote; a tally it could not publish yet becomes this instance's nudge for the room."""
+
+    async def handler(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+        code = caller.room_code
+        vote = await store.vote(code, caller.user_id, data["pollId"], data["choice"])
+        if vote.tally_due is not None:
+            nudges.at(("poll:tally", code), vote.tally_due, lambda: store.tally_poll(code))
+        return vote.seq
+
+    return handler
+
+
 HANDLERS: dict[str, Handler] = {
     "room:leave": _leave,
     "room:close": _close,
@@ -132,12 +161,21 @@ HANDLERS: dict[str, Handler] = {
     "room:transfer_host": _transfer_host,
     "state:set": _state_set,
     "state:delete": _state_delete,
+    "poll:open": _poll_open,
+    "poll:close": _poll_close,
 }
 
 
-def build_table(game: GameRules | None = None) -> dict[str, Command]:
-    """Pair every handler with its compiled schema; fail at start if either is missing."""
-    handlers = {**HANDLERS, "game:send": _game_send(game or GameRules())}
+def build_table(game: GameRules | None = None, nudges: Nudges | None = None) -> dict[str, Command]:
+    """Pair every handler with its compiled schema; fail at start if either is missing.
+
+    ``nudges``: the instance's timers (``Services.nudges``) that poll:vote hands its due tallies to.
+    """
+    handlers = {
+        **HANDLERS,
+        "game:send": _game_send(game or GameRules()),
+        "poll:vote": _poll_vote(nudges if nudges is not None else Nudges()),
+    }
     validators = protocol.client_event_validators()
     missing = set(handlers) ^ set(validators)
     if missing:

@@ -14,6 +14,7 @@ from roomd.domain.throttle import Throttle
 from roomd.domain.tokens import TokenIssuer
 from roomd.fanout import Broker, Hub
 from roomd.transport.metrics import Metrics
+from roomd.transport.nudges import Nudges
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Services:
     hub: Hub
     throttle: Throttle
     metrics: Metrics
+    # Per-room timers for rate-limited room events (poll:tally, audience:count): reminders, no truth.
+    nudges: Nudges = field(default_factory=Nudges)
     draining: bool = False
     inflight: int = 0  # HTTP requests being handled: a drain lets them finish
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
