@@ -30,6 +30,11 @@ export const ERRORS = {
   MESSAGE_TOO_LARGE: "That is too long to send.",
   VERSION_CONFLICT: "Someone changed this at the same time. Try again.",
   STATE_TOO_LARGE: "This room holds too much game data to save more.",
+  AUDIENCE_DISABLED: "This room does not take an audience: only its players can join.",
+  AUDIENCE_LOCKED: "The host is not letting more viewers in right now.",
+  AUDIENCE_FULL: "The audience of this room is full.",
+  POLL_ALREADY_OPEN: "Another vote is still open. Close it first.",
+  POLL_NOT_OPEN: "This vote is closed.",
   // The client's own codes
   NETWORK_ERROR: "The server cannot be reached. Check your connection.",
   NOT_CONNECTED: "Not connected yet. Try again in a moment.",

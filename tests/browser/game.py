@@ -82,3 +82,17 @@ async def answer_prompt(phone: Phone, suffix: str) -> str:
 async def skip(tv: Page, minutes: int = 16) -> None:
     """Jump the TV's clock past the current results or scores screen."""
     await tv.clock.fast_forward(f"{minutes}:00")
+
+
+async def watch(browser: Browser, url: str, name: str) -> Phone:
+    """A viewer opens the watch link the TV shows and joins the audience under ``name``."""
+    context = await browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    viewer = Phone(page, name)
+    page.on("websocket", viewer.record)
+    await page.goto(url)
+    await page.fill("#join-name", name)
+    await page.click("#join button")
+    await expect(page.locator("#you")).to_have_text(name)
+    viewer.user_id = await page.evaluate("quibble.client.session.userId")  # its audienceId
+    return viewer

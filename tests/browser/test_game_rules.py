@@ -101,3 +101,66 @@ async def test_a_round_by_the_rules(browser: Browser, roomd: RoomdProcess) -> No
     assert out["board"]["players"] == sorted(out["board"]["players"], key=lambda p: (-p["score"], p["name"]))
     assert out["prompt"]["start"] == {"ready": True, "players": 4} and out["prompt"]["title"] == "Game over!"
     assert out["spectator"]["title"] == "Game in progress"
+
+
+AUDIENCE = """async () => {
+  const rules = await import("/static/game/rules.js");
+  const g = rules.newGame({ rounds: 1 });
+  const ids = ["a", "b", "c"];
+  rules.start(g, ids.map((id) => ({ id, displayName: id.toUpperCase() })), 0, () => 0.3);
+  const here = new Set(ids);
+  const out = { answerPoll: rules.audiencePoll(g), answerStage: rules.stage(g) };
+  for (const id of ids) {
+    for (let task = rules.task(g, id); task; task = rules.task(g, id)) {
+      rules.recordAnswer(g, id, { for: task.id, value: `${id} on ${task.id}` });
+    }
+  }
+  rules.advance(g, 1, here, () => 0.9);  // voting on the first duel, answers in their authors' order
+  const prompt = g.prompts[g.matchup];
+  const poll = rules.audiencePoll(g);
+  out.poll = poll;
+  out.authorsFirst = rules.shownAnswers(g)[0].startsWith(prompt.authors[0]);
+  out.voting = rules.stage(g).duel;
+  out.early = rules.recordAudience(g, poll.pollId, { A: 3, B: 1 });  // not revealed yet
+  const [voter] = ids.filter((id) => !prompt.authors.includes(id));
+  rules.recordAnswer(g, voter, { for: rules.task(g, voter).id, value: 1 });
+  rules.advance(g, 2, here);
+  out.pollAfterReveal = rules.audiencePoll(g);
+  out.wrongPoll = rules.recordAudience(g, "nope", { A: 3 });
+  out.counted = rules.recordAudience(g, poll.pollId, { A: 3, B: 1 });
+  out.again = rules.recordAudience(g, poll.pollId, { A: 0, B: 9 });  // counted once
+  out.audience = g.result.audience;
+  out.points = prompt.authors.map((id) => g.scores[id]);
+  out.revealed = rules.stage(g).duel.result;
+  out.stageKeys = Object.keys(rules.stage(g)).sort();
+  out.playerKeys = Object.keys(rules.stage(g).players[0]).sort();
+  out.names = prompt.authors.map((id) => id.toUpperCase());
+  return out;
+}"""
+
+
+async def test_the_audiences_favourite(browser: Browser, roomd: RoomdProcess) -> None:
+    """One poll per duel while the players vote; its final count gives the favourite 50 x round,
+    once; the public stage shows names only once revealed, and never a user id."""
+    page = await open_page(browser, roomd.http)
+    out = await page.evaluate(AUDIENCE)
+    assert out["answerPoll"] is None and out["answerStage"]["duel"] is None
+    assert out["answerStage"]["answered"] == {"done": 0, "of": 3}
+    assert out["poll"]["choices"] == ["A", "B"] and out["poll"]["pollId"].endswith("a")
+    assert out["authorsFirst"] is True
+    assert out["voting"]["poll"] == out["poll"]["pollId"] and out["voting"]["result"] is None
+    assert out["voting"]["text"] == out["poll"]["prompt"] and len(out["voting"]["answers"]) == 2
+    assert (out["early"], out["pollAfterReveal"], out["wrongPoll"], out["counted"], out["again"]) == (
+        False, None, False, True, False,
+    )  # fmt: skip
+    assert out["audience"] == {"votes": [3, 1], "bonus": 0, "points": 50}
+    assert out["points"] == [50, 100]  # the players' vote went to B, the audience's favourite was A
+    assert out["revealed"] == {
+        "names": out["names"],
+        "votes": [0, 1],
+        "points": [0, 100],
+        "sweep": None,
+        "audience": {"votes": [3, 1], "bonus": 0, "points": 50},
+    }
+    assert out["stageKeys"] == ["answered", "duel", "game", "players", "round", "rounds", "status"]
+    assert out["playerKeys"] == ["name", "score"]

@@ -8,6 +8,10 @@
 // prompt by prompt, the host screen shows both answers without names and everybody else
 // votes on their phone; each vote is worth 100 points times the round number, and an
 // answer that takes every vote (two or more) earns the same again as a bonus.
+//
+// The audience (viewers, who are not players) votes along in a poll the host opens for
+// each duel (audiencePoll); the answer with more audience votes earns AUDIENCE_POINTS
+// times the round number (recordAudience). What viewers see is the public entry `stage`.
 
 import { PROMPTS } from "/static/game/prompts.js";
 
@@ -15,6 +19,8 @@ export const MIN_PLAYERS = 3;
 export const MAX_PLAYERS = 8;
 export const MAX_ANSWER_LENGTH = 80;
 export const DEFAULTS = { rounds: 3, answerSeconds: 90, voteSeconds: 30, revealSeconds: 6 };
+export const AUDIENCE_POINTS = 50; // times the round number, to the audience's favourite answer
+export const AUDIENCE_CHOICES = ["A", "B"]; // the poll's choices: the answers in the order shown
 
 /** A fresh game record, waiting in the lobby. It is JSON: the host stores it in a state entry. */
 export function newGame(settings = {}) {
@@ -30,7 +36,9 @@ export function newGame(settings = {}) {
     matchup: 0, // the prompt being voted on
     flip: false, // whether its answers are shown in the other order
     votes: {}, // voter id -> index into the matchup's authors
-    result: null, // {votes: [n, n], points: [n, n], sweep: index | null} once revealed
+    result: null, // {votes: [n, n], points: [n, n], sweep: index | null, audience} once revealed
+    // result.audience: null until the audience's poll is counted, then
+    // {votes: [n, n], bonus: index | null, points: n} (indexes into the prompt's authors, like votes)
     deadline: null, // when the current phase ends (ms since the epoch, host clock)
   };
 }
@@ -179,8 +187,82 @@ function reveal(g, now) {
   prompt.authors.forEach((id, i) => {
     if (id in g.scores) g.scores[id] += points[i];
   });
-  g.result = { votes, points, sweep: sweep >= 0 ? sweep : null };
+  g.result = { votes, points, sweep: sweep >= 0 ? sweep : null, audience: null };
   g.deadline = now + g.settings.revealSeconds * 1000;
+}
+
+/** The poll id of the audience's vote on a prompt (never the same as a player's task id). */
+const pollIdOf = (prompt) => `${prompt.id}a`;
+
+/**
+ * The audience poll that should be open now: {pollId, choices, prompt} while the players
+ * vote on a duel, else null. The host opens it, and closes any other.
+ */
+export function audiencePoll(g) {
+  if (g.status !== "vote" || g.result) return null;
+  const prompt = g.prompts[g.matchup];
+  return { pollId: pollIdOf(prompt), choices: AUDIENCE_CHOICES, prompt: prompt.text.slice(0, 200) };
+}
+
+/**
+ * The final counts of an audience poll ({choice: n}), once the duel is revealed: the answer
+ * with more audience votes (at least one) earns AUDIENCE_POINTS x round. Counted once, for
+ * the duel on screen only; votes for a missing answer count for nothing. Returns whether the
+ * game changed.
+ */
+export function recordAudience(g, pollId, counts) {
+  if (g.status !== "vote" || !g.result || g.result.audience) return false;
+  const prompt = g.prompts[g.matchup];
+  if (pollId !== pollIdOf(prompt) || !counts || typeof counts !== "object") return false;
+  const shown = shownAnswers(g, prompt);
+  const votes = [0, 0];
+  order(g).forEach((side, i) => {
+    const n = Number(counts[AUDIENCE_CHOICES[i]]);
+    if (shown[i] !== null && Number.isInteger(n) && n > 0) votes[side] = n;
+  });
+  const bonus = votes[0] === votes[1] ? null : votes[0] > votes[1] ? 0 : 1;
+  const points = AUDIENCE_POINTS * g.round;
+  if (bonus !== null && prompt.authors[bonus] in g.scores) g.scores[prompt.authors[bonus]] += points;
+  g.result.audience = { votes, bonus, points: bonus === null ? 0 : points };
+  return true;
+}
+
+/**
+ * The public entry `stage`: what the screen shows, for the audience (who cannot see the TV
+ * in the room). Names and scores but no user ids; answers only once their duel is on
+ * screen, without names until it is revealed. Players' prompts and answer slots stay private.
+ */
+export function stage(g) {
+  const board = scoreboard(g).players.map(({ name, score }) => ({ name, score }));
+  const out = { status: g.status, game: g.game, round: g.round, rounds: g.settings.rounds, players: board, duel: null, answered: null };
+  if (g.status === "answer") {
+    out.answered = { done: g.players.filter((p) => task(g, p.id) === null).length, of: g.players.length };
+  }
+  if (g.status === "vote") {
+    const prompt = g.prompts[g.matchup];
+    const sides = order(g);
+    const duel = { id: prompt.id, n: g.matchup + 1, of: g.prompts.length, text: prompt.text, answers: shownAnswers(g, prompt) };
+    duel.poll = audiencePoll(g)?.pollId ?? null;
+    if (g.result) {
+      const names = new Map(g.players.map((p) => [p.id, p.name]));
+      const { votes, points, sweep, audience } = g.result;
+      duel.result = {
+        names: sides.map((side) => names.get(prompt.authors[side]) ?? "?"),
+        votes: sides.map((side) => votes[side]),
+        points: sides.map((side) => points[side]),
+        sweep: sweep === null ? null : sides.indexOf(sweep),
+        audience: audience && {
+          votes: sides.map((side) => audience.votes[side]),
+          bonus: audience.bonus === null ? null : sides.indexOf(audience.bonus),
+          points: audience.points,
+        },
+      };
+    } else {
+      duel.result = null;
+    }
+    out.duel = duel;
+  }
+  return out;
 }
 
 /**
