@@ -21,7 +21,7 @@ for _, choice in ipairs(cjson.decode(choices_json)) do
 end
 redis.call('HSET', COUNTS, unpack(zeros))
 local seq = publish_raw(room, 'poll:opened', '{"pollId":' .. cjson.encode(poll_id) .. ',"choices":' ..
-                        choices_json .. poll_prompt_json(prompt) .. ',"publicTallies":' ..
+                        choices_json .. ',"prompt":' .. cjson.encode(prompt) .. ',"publicTallies":' ..
                         (public == '1' and 'true' or 'false') .. '}', {aud = 1})
 touch(room, ttl, now)  -- POLL and COUNTS get the room's TTL (VOTES: its first vote)
 return reply(seq)

@@ -14,12 +14,6 @@ local function load_poll()
           tallyAt = tonumber(f[6]) or 0, dirty = f[7] == '1'}
 end
 
--- ',"prompt":...' for a poll's JSON, or nothing when it has none.
-local function poll_prompt_json(prompt)
-  if prompt == nil or prompt == '' then return '' end
-  return ',"prompt":' .. cjson.encode(prompt)
-end
-
 -- {"choice":n,...} in the order of the poll's choices (a choice nobody voted for counts 0).
 local function poll_counts_json(poll)
   local flat = redis.call('HGETALL', COUNTS)
@@ -47,7 +41,7 @@ local function publish_tally(room, poll, now)
   return seq
 end
 
--- The `poll` of a room:state: the open poll {pollId, choices, prompt?, publicTallies, vote, counts?,
+-- The `poll` of a room:state: the open poll {pollId, choices, prompt ('' if none), publicTallies, vote, counts?,
 -- votes?} as JSON, or 'null'. vote = viewer_id's choice (null for a member or no vote yet);
 -- counts and votes only with_counts (the host) or when the tallies are public.
 local function poll_json(room, viewer_id, with_counts)
@@ -55,7 +49,7 @@ local function poll_json(room, viewer_id, with_counts)
   if not poll or not poll.open then return 'null' end
   local vote = viewer_id and redis.call('HGET', VOTES, viewer_id)
   local text = '{"pollId":' .. cjson.encode(poll.id) .. ',"choices":' .. poll.choices ..
-               poll_prompt_json(poll.prompt) ..
+               ',"prompt":' .. cjson.encode(poll.prompt) ..
                ',"publicTallies":' .. (poll.public and 'true' or 'false') ..
                ',"vote":' .. (vote and cjson.encode(vote) or 'null')
   if with_counts or poll.public then
