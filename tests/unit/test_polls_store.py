@@ -212,3 +212,14 @@ async def test_a_thousand_concurrent_votes_from_200_viewers(store: RoomStore, re
         expected[choice.decode()] += 1
     poll = await store.get_poll(code)
     assert poll is not None and poll["counts"] == expected and poll["votes"] == len(stored)
+
+
+async def test_choices_and_prompt_are_any_text(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    code, host, (v1,) = await audience_room(store, redis_client, 1)
+    choices = ['Zoë "quoted"', "🎲/dice", "1", "a\\nb"]
+    _, [opened] = await published(redis_client, code, store.open_poll(code, host, "p/1", choices, prompt="¿Qué?"))
+    assert opened.frame()["data"] == {"pollId": "p/1", "choices": choices, "prompt": "¿Qué?", "publicTallies": False}
+    await store.vote(code, v1, "p/1", "🎲/dice")
+    _, [closed] = await published(redis_client, code, store.close_poll(code, host, "p/1"))
+    assert closed.direct is not None
+    assert closed.direct["data"]["counts"] == {'Zoë "quoted"': 0, "🎲/dice": 1, "1": 0, "a\\nb": 0}
