@@ -379,12 +379,7 @@ class RoomSocket(JsonErrors, WebSocketHandler):
                                       event=event[:64]))  # fmt: skip
             return
         # The event's schema validates the whole frame (envelope included), compiled at start.
-        verdicts = command.verdicts
-        if message in verdicts:
-            problem = verdicts[message]
-        else:
-            problem = protocol.first_error(command.validator, frame)
-            command.remember(message, problem)
+        problem = command.problem(message, frame)
         if problem is not None:
             self._answer(frames.error(ErrorCode.INVALID_MESSAGE.value, problem, msg_id=msg_id, event=event))
             return
