@@ -106,7 +106,7 @@ def rooms_poll(ctl: Ctl, code: str) -> None:
     async def read(b: Backend) -> dict[str, Any] | None:
         if await b.overview.room(code) is None:
             raise Failure(f"room {code} not found")
-        return await b.overview.poll(code)
+        return await b.store.get_poll(code)
 
     poll = ctl.run(read)
     if ctl.out.as_json:
@@ -122,9 +122,37 @@ def rooms_poll(ctl: Ctl, code: str) -> None:
             ("state", "open" if poll["open"] else "closed"),
             ("tallies", "public (everyone sees them)" if poll["publicTallies"] else "host only"),
             ("votes", poll["votes"]),
-            ("tallied", poll["tallyAt"] or "-"),
         ]
     )
     total = sum(poll["counts"].values())
     rows = [(choice, n, f"{100 * n / total:.0f}%" if total else "-") for choice, n in poll["counts"].items()]
     ctl.out.table("Counts (in the poll's order)", POLL_COLUMNS, rows)
+
+
+@click.command("audience-lock", cls=Command)
+@click.argument("code", type=ROOM_CODE)
+@click.option("--on/--off", "locked", default=None, help="Lock (no new viewers) or unlock the audience.")
+@common_options
+@pass_ctl
+def rooms_audience_lock(ctl: Ctl, code: str, locked: bool | None) -> None:
+    """Lock (--on) or unlock (--off) a room's audience: a locked audience admits no new viewer.
+
+    The host's own operation (RoomStore.lock_audience with no acting user): the
+    members receive audience:lock_updated {locked} when it changes (nothing is sent
+    if it was so already). Viewers admitted already stay; a locked *room* still
+    admits viewers unless its audience is locked too. Exit 1 for a room created
+    without an audience.
+
+    \b
+    Examples:
+      roomctl rooms audience-lock KXQD --on
+      roomctl rooms audience-lock kxqd --off --json
+    """
+    if locked is None:
+        raise click.UsageError("say --on (lock the audience) or --off (unlock it)")
+    now_locked, _ = ctl.run(lambda b: b.store.lock_audience(code, None, locked), room=code)
+    if ctl.out.as_json:
+        ctl.out.data({"code": code, "audienceLocked": now_locked})
+    else:
+        state = "locked (no new viewers)" if now_locked else "unlocked"
+        ctl.out.success(f"audience of room {code} is {state}")

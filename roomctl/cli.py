@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from roomctl.audience import rooms_audience, rooms_poll
+from roomctl.audience import rooms_audience, rooms_audience_lock, rooms_poll
 from roomctl.context import Ctl, Group, root_options
 from roomctl.events import events
 from roomctl.migrate import migrate_command
@@ -25,7 +25,7 @@ from roomctl.output import OutputError, output_failed, write_line
 from roomctl.rooms import rooms
 from roomctl.state import rooms_state
 from roomctl.stats import stats
-from roomctl.users import users
+from roomctl.users import users, users_kick
 
 ENV_FILE_HELP = (
     "roomd's environment file (default: $ROOMCTL_ENV_FILE, else ./.env, else /etc/roomd/roomd.env, "
@@ -76,6 +76,8 @@ def cli(ctx: click.Context, redis_url: str | None, as_json: bool, env_file: str 
 rooms.add_command(rooms_state)  # rooms state CODE [KEY]
 rooms.add_command(rooms_audience)  # rooms audience CODE
 rooms.add_command(rooms_poll)  # rooms poll CODE
+rooms.add_command(rooms_audience_lock)  # rooms audience-lock CODE --on/--off
+rooms.add_command(users_kick, "kick")  # rooms kick CODE ID: members and viewers, = users kick
 cli.add_command(rooms)
 cli.add_command(users)
 cli.add_command(stats)

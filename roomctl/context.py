@@ -109,6 +109,8 @@ def _domain_message(exc: DomainError, room: str, user: str) -> str:
         return f"room {room} not found"
     if exc.code is ErrorCode.MEMBER_NOT_FOUND:
         return f"user {user} is not a member of room {room}"
+    if exc.code is ErrorCode.AUDIENCE_DISABLED:
+        return f"room {room} was created without an audience"
     return f"{exc.code.value}: {exc.message}"
 
 
@@ -291,6 +293,34 @@ class UserId(StrParam):
         return _complete(ctx, query)
 
 
+class PersonId(UserId):
+    """A member's or a viewer's id in the room named earlier on the line (``rooms kick CODE ID``)."""
+
+    name = "ID"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        """The room's members, then up to COMPLETION_LIMIT of its viewers, whose id starts with what was typed."""
+        code = ctx.params.get("code")
+        if not isinstance(code, str):
+            return []
+
+        async def query(b: Backend) -> list[CompletionItem]:
+            summary = await b.overview.room(code)
+            if summary is None:
+                return []
+            items = [
+                CompletionItem(m["id"], help=str(m.get("displayName", "")))
+                for m in summary.members
+                if str(m["id"]).startswith(incomplete)
+            ]
+            if summary.audience is not None:
+                viewers = await b.overview.viewer_ids_starting_with(code, incomplete, COMPLETION_LIMIT)
+                items += [CompletionItem(i, help=f"{name} (viewer)") for i, name in viewers]
+            return items
+
+        return _complete(ctx, query)
+
+
 class Duration(SpanParam):
     """A duration such as ``45s``, ``30m``, ``2h``, ``1d``, ``1h30m`` (a bare number is seconds)."""
 
@@ -310,5 +340,6 @@ class Duration(SpanParam):
 ROOM_CODE = RoomCode()
 DURATION = Duration()
 USER = UserId()
+PERSON = PersonId()
 pass_ctl = click.make_pass_decorator(Ctl)
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")

@@ -39,13 +39,18 @@ GAME_EVENTS = ("game:message", "state:changed", "state:deleted")
 # -- game events, readable: who sent what to whom, which entry changed and who sees it ----------
 
 
-def audience(to: Collection[str] | None, skip: str | None) -> str:
-    """The members a frame went to, from its bus routing (``to`` / ``skip``)."""
+def audience(to: Collection[str] | None, skip: str | None, aud: int = 0) -> str:
+    """Who a frame went to, from its bus routing: the members (``to`` / ``skip``) and, in a room
+    with an audience, its viewers (``aud`` 1: also every viewer; 2: viewers only, ``to`` naming them)."""
+    if aud == 2:
+        return "the audience" if to is None else "viewers " + (", ".join(sorted(to)) if to else "none")
     if to is not None:
-        return ", ".join(sorted(to)) if to else "nobody"
-    if skip is not None:
-        return f"everyone but {skip}"
-    return "everyone"
+        members = ", ".join(sorted(to)) if to else "nobody"
+    elif skip is not None:
+        members = f"everyone but {skip}"
+    else:
+        members = "everyone"
+    return f"{members} and the audience" if aud == 1 else members
 
 
 def preview(value: Any) -> str:
@@ -54,7 +59,7 @@ def preview(value: Any) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-def game_summary(frame: dict[str, Any], to: Collection[str] | None, skip: str | None) -> str | None:
+def game_summary(frame: dict[str, Any], to: Collection[str] | None, skip: str | None, aud: int = 0) -> str | None:
     """The text line's body for a game event, instead of its data JSON; None for other events.
 
     ``game:message``: ``TYPE from USER → RECIPIENTS: DATA``; ``state:changed``:
@@ -64,7 +69,7 @@ def game_summary(frame: dict[str, Any], to: Collection[str] | None, skip: str | 
     event, data = frame.get("event"), frame.get("data")
     if event not in GAME_EVENTS or not isinstance(data, dict):
         return None
-    who = audience(to, skip)
+    who = audience(to, skip, aud)
     if event == "game:message":
         return f"{data.get('type')} from {data.get('from')} → {who}: {preview(data.get('data'))}"
     change = f"(v{data.get('version')} by {data.get('by')} → {who})"
@@ -73,31 +78,37 @@ def game_summary(frame: dict[str, Any], to: Collection[str] | None, skip: str | 
     return f"{data.get('key')} {change}"
 
 
-def routing(frame: dict[str, Any], to: Collection[str] | None, skip: str | None) -> dict[str, Any]:
-    """The JSON line's extra fields for a game event: ``to`` (sorted ids) and/or ``skip``, when set."""
-    if frame.get("event") not in GAME_EVENTS:
-        return {}
+def routing(frame: dict[str, Any], to: Collection[str] | None, skip: str | None, aud: int = 0) -> dict[str, Any]:
+    """The JSON line's extra fields: for a game event ``to`` (sorted ids) and/or ``skip``, when set;
+    for any event ``aud`` when its viewers receive it (1: also the audience, 2: the audience only,
+    ``to`` then naming viewers)."""
     extra: dict[str, Any] = {}
-    if to is not None:
-        extra["to"] = sorted(to)
-    if skip is not None:
-        extra["skip"] = skip
+    if frame.get("event") in GAME_EVENTS or aud == 2:
+        if to is not None:
+            extra["to"] = sorted(to)
+        if skip is not None:
+            extra["skip"] = skip
+    if aud:
+        extra["aud"] = aud
     return extra
 
 
-def recipients(raw: bytes | str) -> tuple[frozenset[str] | None, str | None]:
-    """``to`` and ``skip`` of a bus message, read by the codec; (None, None) if its meta is unreadable."""
+def recipients(raw: bytes | str) -> tuple[frozenset[str] | None, str | None, int]:
+    """``to``, ``skip`` and ``aud`` of a bus message, read by the codec; (None, None, 0) if its meta
+    is unreadable."""
     try:
         message = BusMessage.decode(raw.encode() if isinstance(raw, str) else raw)
     except BusMessageError:
-        return None, None
-    return message.to, message.skip
+        return None, None, 0
+    return message.to, message.skip, message.aud
 
 
 def show(ctl: Ctl, frame: dict[str, Any], raw: bytes | str, room: str | None = None) -> None:
-    """Print one frame; game events readably, with their recipients (the administrator sees every one)."""
-    to, skip = recipients(raw) if frame.get("event") in GAME_EVENTS else (None, None)
-    ctl.out.event(frame, now_ms(), room, summary=game_summary(frame, to, skip), extra=routing(frame, to, skip))
+    """Print one frame; game events readably, with their recipients (the administrator sees every one,
+    those only viewers receive included)."""
+    to, skip, aud = recipients(raw)
+    summary = game_summary(frame, to, skip, aud)
+    ctl.out.event(frame, now_ms(), room, summary=summary, extra=routing(frame, to, skip, aud))
 
 
 class _Feed:

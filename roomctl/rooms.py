@@ -1,5 +1,8 @@
 """``roomctl rooms``: list, show, close, lock, unlock, transfer-host, extend.
 
+``rooms audience``, ``poll`` and ``audience-lock`` live in :mod:`roomctl.audience`, ``rooms kick``
+is ``users kick`` (:mod:`roomctl.users`), ``rooms state`` is :mod:`roomctl.state`.
+
 Every action is the host's own store operation with actor None (the administrator),
 so members see exactly what a host's action would show them.
 """
@@ -44,13 +47,16 @@ LIST_COLUMNS = ["CODE", "HOST", "MEMBERS c/t/max", "LOCKED", "STATE", "AGE", "EX
 
 @click.group(cls=Group)
 def rooms() -> None:
-    """List, inspect, close, lock, unlock, extend rooms and hand them over.
+    """List, inspect, close, lock, unlock, extend rooms and hand them over; their audiences and polls.
 
     \b
     Examples:
       roomctl rooms list
       roomctl rooms list --idle-for 30m
       roomctl rooms show kxqd
+      roomctl rooms audience KXQD --name bob
+      roomctl rooms kick KXQD 5YgZuOCV-eoaUVvPVpVBIA --yes
+      roomctl rooms poll KXQD
       roomctl rooms close KXQD --yes
       roomctl rooms close --idle-for 2h --yes
     """
@@ -182,7 +188,7 @@ def rooms_show(ctl: Ctl, code: str) -> None:
         summary = await b.overview.room(code)
         if summary is None:
             raise Failure(f"room {code} not found")
-        return summary, await b.store.get_state(code), await b.overview.poll(code)
+        return summary, await b.store.get_state(code), await b.store.get_poll(code)
 
     summary, entries, poll = ctl.run(show)
     room = describe(summary)

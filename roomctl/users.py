@@ -7,9 +7,22 @@ from typing import Any
 import click
 
 from roomctl.connection import Backend
-from roomctl.context import NOT_FOUND, ROOM_CODE, USER, Ctl, Failure, Group, common_options, pass_ctl, yes_option
+from roomctl.context import (
+    NOT_FOUND,
+    PERSON,
+    ROOM_CODE,
+    USER,
+    Ctl,
+    Failure,
+    Group,
+    common_options,
+    pass_ctl,
+    yes_option,
+)
+from roomd.domain.errors import DomainError
 from roomd.domain.overview import public_member
-from roomd.domain.store import iso
+from roomd.domain.store import RemovalResult, iso
+from roomd.protocol import ErrorCode
 
 
 @click.group(cls=Group)
@@ -26,29 +39,36 @@ def users() -> None:
 
 @users.command("kick")
 @click.argument("code", type=ROOM_CODE)
-@click.argument("user_id", type=USER)
+@click.argument("user_id", metavar="ID", type=PERSON)
 @yes_option
 @common_options
 @pass_ctl
 def users_kick(ctl: Ctl, code: str, user_id: str, yes: bool) -> None:
-    """Kick a user exactly as a host would.
+    """Kick a member or a viewer exactly as a host would (also: roomctl rooms kick).
 
-    The user receives user:kicked {by: ADMIN} and close code 4403, the others
+    A member receives user:kicked {by: ADMIN} and close code 4403, the others
     user:left {reason: KICKED}; a kicked host is replaced (room:host_updated); a
-    room left empty is deleted. Asks for confirmation unless --yes.
+    room left empty is deleted. A viewer (an id of roomctl rooms audience) leaves
+    the audience: it alone receives audience:kicked, its sockets close with 4403
+    and its token dies. Asks for confirmation unless --yes.
 
     \b
     Examples:
       roomctl users kick KXQD 5YgZuOCV-eoaUVvPVpVBIA
-      roomctl users kick kxqd 5YgZuOCV-eoaUVvPVpVBIA --yes --json
+      roomctl rooms kick kxqd 5YgZuOCV-eoaUVvPVpVBIA --yes --json
     """
     if not yes:
-        ctl.confirm(f"Kick user {user_id} from room {code}?")
-    result = ctl.run(lambda b: b.store.kick(code, None, user_id), room=code, user=user_id)
+        role = ctl.run(lambda b: _role(b, code, user_id), room=code, user=user_id)
+        ctl.confirm(f"Kick {'viewer' if role == 'viewer' else 'user'} {user_id} from room {code}?")
+    role, result = ctl.run(lambda b: _kick(b, code, user_id), room=code, user=user_id)
     if ctl.out.as_json:
         ctl.out.data(
-            {"kicked": user_id, "roomCode": code, "newHostId": result.new_host_id, "roomDeleted": result.room_deleted}
-        )
+            {"kicked": user_id, "roomCode": code, "role": role, "newHostId": result.new_host_id or None,
+             "roomDeleted": result.room_deleted}
+        )  # fmt: skip
+        return
+    if role == "viewer":
+        ctl.out.success(f"viewer {user_id} kicked from room {code}")
         return
     message = f"user {user_id} kicked from room {code}"
     if result.new_host_id:
@@ -56,6 +76,33 @@ def users_kick(ctl: Ctl, code: str, user_id: str, yes: bool) -> None:
     if result.room_deleted:
         message += "; nobody was left, the room is gone"
     ctl.out.success(message)
+
+
+async def _role(b: Backend, code: str, user_id: str) -> str:
+    """``member`` or ``viewer`` (a member first: ids never clash, but a member is who a host kicks);
+    exit 1 when neither, or the room is gone."""
+    summary = await b.overview.room(code)
+    if summary is None:
+        raise Failure(f"room {code} not found")
+    if any(m["id"] == user_id for m in summary.members):
+        return "member"
+    if summary.audience is not None:
+        if await b.overview.viewer(code, user_id) is not None:
+            return "viewer"
+        raise Failure(f"user {user_id} is neither a member nor a viewer of room {code}")
+    raise Failure(f"user {user_id} is not a member of room {code}")
+
+
+async def _kick(b: Backend, code: str, user_id: str) -> tuple[str, RemovalResult]:
+    """The kick script (one for members and viewers) after reading which one ``user_id`` is, for the
+    report; the script decides atomically, so a member who left meanwhile is simply not found."""
+    role = await _role(b, code, user_id)
+    try:
+        return role, await b.store.kick(code, None, user_id)
+    except DomainError as exc:
+        if exc.code is ErrorCode.MEMBER_NOT_FOUND:  # gone between the read and the kick
+            await _role(b, code, user_id)  # says who is missing (or that the room is)
+        raise
 
 
 @users.command("show")

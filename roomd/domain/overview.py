@@ -374,17 +374,6 @@ class Overview:
         raw = await guard(self.client.hget(self.keys.audience(code), audience_id), self.timeout)
         return None if raw is None else _viewer(audience_id, raw)
 
-    async def poll(self, code: str) -> dict[str, Any] | None:
-        """The room's current (or last) poll with its counts, as an operator sees it; None if the
-        room has had no poll. Every choice is in ``counts`` (0 when nobody chose it), in the
-        poll's order; ``votes`` is how many viewers voted."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.poll(code))
-            pipe.hgetall(self.keys.poll_counts(code))
-            pipe.hlen(self.keys.poll_votes(code))
-            stored, counts, votes = await guard(pipe.execute(), self.timeout)
-        return poll_view(stored, counts, int(votes))
-
     async def member_ids(self, code: str) -> list[str]:
         """The member ids of a room (for completing ``users kick CODE <TAB>``)."""
         return sorted(_text(i) for i in await guard(self.client.hkeys(self.keys.users(code)), self.timeout))
@@ -426,31 +415,6 @@ def online_size(online: dict[Any, Any], live: set[str]) -> int:
     """The connected viewers: the ``audience:online`` fields of live instances, summed (a field
     below 0 counts 0; a dead instance's field is left for roomd's count script to drop)."""
     return sum(max(0, int(count)) for instance, count in online.items() if _text(instance) in live)
-
-
-def poll_view(stored: dict[Any, Any], counts: dict[Any, Any], votes: int) -> dict[str, Any] | None:
-    """A stored poll (the ``poll`` hash, the ``poll:counts`` hash, the voters) as roomctl shows it."""
-    poll = {_text(k): _text(v) for k, v in stored.items()}
-    if "id" not in poll:
-        return None
-    try:
-        choices = [str(c) for c in json.loads(poll.get("choices") or "[]")]
-    except ValueError:
-        choices = []
-    tallied = {_text(k): int(v) for k, v in counts.items()}
-    ordered = {choice: max(0, tallied.pop(choice, 0)) for choice in choices}
-    ordered.update({k: v for k, v in sorted(tallied.items()) if v > 0})  # never expected: shown, not hidden
-    tally_at = int(poll["tallyAt"]) if poll.get("tallyAt", "").isdigit() and int(poll["tallyAt"]) > 0 else None
-    return {
-        "pollId": poll["id"],
-        "prompt": poll.get("prompt") or None,
-        "choices": choices,
-        "publicTallies": poll.get("public") == "1",
-        "open": poll.get("open") == "1",
-        "counts": ordered,
-        "votes": votes,
-        "tallyAt": iso(tally_at),
-    }
 
 
 def public_viewer(viewer: dict[str, Any]) -> dict[str, Any]:

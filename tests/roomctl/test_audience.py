@@ -5,59 +5,47 @@ from __future__ import annotations
 import asyncio
 import json
 
+from roomd.domain.bus_message import BusMessage, frame_of
 from roomd.domain.overview import Overview
-from roomd.domain.store import RoomStore, now_ms
+from roomd.domain.store import RoomOptions, RoomStore
 from tests.roomctl.conftest import Roomctl, as_json
+from tests.roomctl.test_completion import complete
+from tests.roomctl.test_stats_events import following
 
 INSTANCE = "test-host:1:8000:aaaa"
+DEAD = "dead-host:9:8000:bbbb"  # never heartbeats: its viewers are not counted
+AUDIENCE_MAX = 10_000
 
 
-# -- set-up (to be replaced by the store's own methods) ---------------------------------------
+# -- set-up: through the store, as roomd does it ---------------------------------------------
 
 
 async def audience_room(store: RoomStore, host: str = "Ana") -> str:
-    code = (await store.create_room(host)).room_code
-    raw = await store.client.get(store.keys.room(code))
-    room = json.loads(raw)
-    room.update(audience=True, audienceLocked=False, audienceCount=0)
-    await store.client.set(store.keys.room(code), json.dumps(room), keepttl=True)
-    return code
+    return (await store.create_room(host, options=RoomOptions(audience=True))).room_code
 
 
-async def admit(store: RoomStore, code: str, name: str, joined: int | None = None) -> str:
-    audience_id = f"v{len(await store.client.hkeys(store.keys.audience(code))):04d}x{name[:3]}"
-    record = {"id": audience_id, "displayName": name, "joinedAt": joined or now_ms()}
-    await store.client.hset(store.keys.audience(code), audience_id, json.dumps(record))
-    return audience_id
+async def admit(store: RoomStore, code: str, name: str) -> str:
+    """A viewer admitted as ``POST /rooms/:code/audience`` admits it; its audience id."""
+    return (await store.join_audience(code, name, AUDIENCE_MAX)).user_id
 
 
-async def online(store: RoomStore, code: str, instance: str, count: int) -> None:
-    await store.client.hset(store.keys.audience_online(code), instance, count)
+async def connect_viewers(store: RoomStore, code: str, instance: str, *audience_ids: str) -> None:
+    """Viewer sockets on roomd instance ``instance`` (counted on it, as its WebSocket handler does)."""
+    store.instance_id = instance
+    try:
+        for audience_id in audience_ids:
+            await store.audience_connect(code, audience_id)
+    finally:
+        store.instance_id = ""
 
 
 async def live(store: RoomStore, instance: str = INSTANCE) -> None:
+    """A heartbeat of ``instance``: it is alive for INSTANCE_TIMEOUT_MS."""
     store.instance_id = instance
-    await store.heartbeat()
-    store.instance_id = ""
-
-
-async def open_poll(store: RoomStore, code: str, poll_id: str, choices: list[str], public: bool = False) -> None:
-    fields = {"id": poll_id, "choices": json.dumps(choices), "prompt": "Best?", "public": "1" if public else "0",
-              "open": "1", "tallyAt": "0", "dirty": "0"}  # fmt: skip
-    await store.client.delete(store.keys.poll_votes(code), store.keys.poll_counts(code))
-    await store.client.hset(store.keys.poll(code), mapping=fields)
-
-
-async def vote(store: RoomStore, code: str, audience_id: str, choice: str) -> None:
-    old = await store.client.hget(store.keys.poll_votes(code), audience_id)
-    if old is not None:
-        await store.client.hincrby(store.keys.poll_counts(code), old, -1)
-    await store.client.hset(store.keys.poll_votes(code), audience_id, choice)
-    await store.client.hincrby(store.keys.poll_counts(code), choice, 1)
-
-
-async def close_poll(store: RoomStore, code: str) -> None:
-    await store.client.hset(store.keys.poll(code), "open", "0")
+    try:
+        await store.heartbeat()
+    finally:
+        store.instance_id = ""
 
 
 # -- rooms show / list -------------------------------------------------------------------------
@@ -65,11 +53,10 @@ async def close_poll(store: RoomStore, code: str) -> None:
 
 async def test_show_counts_the_audience_on_live_instances(roomctl: Roomctl, store: RoomStore) -> None:
     code = await audience_room(store)
-    for name in ("Zoe", "Yann", "Xia"):
-        await admit(store, code, name)
+    zoe, yann, xia = [await admit(store, code, name) for name in ("Zoe", "Yann", "Xia")]
     await live(store)
-    await online(store, code, INSTANCE, 2)
-    await online(store, code, "dead-host:9:8000:bbbb", 5)  # no heartbeat: its viewers are gone
+    await connect_viewers(store, code, INSTANCE, zoe, yann)
+    await connect_viewers(store, code, DEAD, xia, xia)  # an instance that died: its sockets are gone
     shown = as_json(await roomctl("rooms", "show", code, "--json"))
     room = shown["room"]
     assert (room["audience"], room["audienceLocked"], room["audienceConnected"], room["audienceAdmitted"]) == (
@@ -91,11 +78,11 @@ async def test_show_without_an_audience(roomctl: Roomctl, store: RoomStore) -> N
 async def test_show_has_the_poll_with_its_counts(roomctl: Roomctl, store: RoomStore) -> None:
     code = await audience_room(store)
     viewers = [await admit(store, code, f"V{n}") for n in range(3)]
-    await open_poll(store, code, "q1", ["Red", "Blue", "Green"])
-    await vote(store, code, viewers[0], "Blue")
-    await vote(store, code, viewers[1], "Blue")
-    await vote(store, code, viewers[2], "Red")
-    await vote(store, code, viewers[2], "Blue")  # changed its mind
+    await store.open_poll(code, None, "q1", ["Red", "Blue", "Green"])
+    await store.vote(code, viewers[0], "q1", "Blue")
+    await store.vote(code, viewers[1], "q1", "Blue")
+    await store.vote(code, viewers[2], "q1", "Red")
+    await store.vote(code, viewers[2], "q1", "Blue")  # changed its mind
     shown = as_json(await roomctl("rooms", "show", code, "--json"))
     assert shown["poll"]["counts"] == {"Red": 0, "Blue": 3, "Green": 0} and shown["poll"]["votes"] == 3
     assert list(shown["poll"]["counts"]) == ["Red", "Blue", "Green"]  # the poll's order
@@ -106,9 +93,8 @@ async def test_list_has_an_audience_column_and_filter(roomctl: Roomctl, store: R
     plain = (await store.create_room("Bob")).room_code
     await asyncio.sleep(0.003)
     code = await audience_room(store)
-    await admit(store, code, "Zoe")
+    await connect_viewers(store, code, INSTANCE, await admit(store, code, "Zoe"))
     await live(store)
-    await online(store, code, INSTANCE, 1)
     lines = (await roomctl("rooms", "list")).stdout.splitlines()
     assert lines[0].split("\t")[-1] == "AUDIENCE c/a"  # last: scripts reading earlier columns are unaffected
     assert [line.split("\t")[-1] for line in lines[1:]] == ["1/1", "-"]
@@ -125,8 +111,10 @@ async def test_list_has_an_audience_column_and_filter(roomctl: Roomctl, store: R
 
 async def test_audience_pages_oldest_first(roomctl: Roomctl, store: RoomStore) -> None:
     code = await audience_room(store)
-    base = now_ms()
-    ids = [await admit(store, code, f"Viewer{n}", base + n) for n in range(5)]
+    ids = []
+    for n in range(5):
+        ids.append(await admit(store, code, f"Viewer{n}"))
+        await asyncio.sleep(0.003)  # admission times are milliseconds: keep the order known
     first = as_json(await roomctl("rooms", "audience", code.lower(), "--limit", "2", "--json"))
     assert [v["id"] for v in first["viewers"]] == ids[:2]
     assert first["audience"] == {"enabled": True, "locked": False, "connected": 0, "admitted": 5}
@@ -158,19 +146,21 @@ async def test_audience_name_filter_and_errors(roomctl: Roomctl, store: RoomStor
     assert none.exit_code == 0 and none.stderr == f"room {plain_room} was created without an audience\n"
 
 
-async def test_ten_thousand_viewers_are_read_in_chunks(store: RoomStore, redis_client) -> None:
+async def test_ten_thousand_viewers(roomctl: Roomctl, store: RoomStore) -> None:
+    """AUDIENCE_MAX viewers: read in HSCAN chunks, every one listed once, oldest first, the page cut at --limit."""
     code = await audience_room(store)
-    base = now_ms()
-    async with redis_client.pipeline(transaction=False) as pipe:
-        for n in range(10_000):
-            record = {"id": f"id{n:05d}", "displayName": f"V{n}", "joinedAt": base + n}
-            pipe.hset(store.keys.audience(code), f"id{n:05d}", json.dumps(record))
-        await pipe.execute()
-    page = await Overview(redis_client).viewers(code, 10_000)
-    assert len(page.viewers) == 10_000 and page.next_cursor is None
-    assert [v["id"] for v in page.viewers[:2]] == ["id00000", "id00001"]
-    first = await Overview(redis_client).viewers(code, 100)
-    assert len(first.viewers) == 100 and first.next_cursor == f"{base + 99}.id00099"
+    for _ in range(AUDIENCE_MAX // 500):
+        await asyncio.gather(*(admit(store, code, "Viewer") for _ in range(500)))
+    full = await roomctl("rooms", "audience", code, "--limit", "10000", "--json")
+    everyone = as_json(full)["viewers"]
+    assert len(everyone) == len({v["id"] for v in everyone}) == AUDIENCE_MAX
+    assert [v["joinedAt"] for v in everyone] == sorted(v["joinedAt"] for v in everyone)
+    first = as_json(await roomctl("rooms", "audience", code, "--json"))  # the default page: 100
+    assert first["viewers"] == everyone[:100] and first["audience"]["admitted"] == AUDIENCE_MAX
+    second = as_json(await roomctl("rooms", "audience", code, "--cursor", first["nextCursor"], "--json"))
+    assert second["viewers"] == everyone[100:200]
+    refused = await store.client.hlen(store.keys.audience(code))
+    assert refused == AUDIENCE_MAX
 
 
 # -- rooms poll --------------------------------------------------------------------------------
@@ -182,14 +172,132 @@ async def test_poll_shows_the_current_poll(roomctl: Roomctl, store: RoomStore) -
     none = await roomctl("rooms", "poll", code)
     assert none.exit_code == 0 and none.stdout == "" and none.stderr == f"room {code} has had no poll\n"
     assert as_json(await roomctl("rooms", "poll", code, "--json")) == {"code": code, "poll": None}
-    await open_poll(store, code, "q1", ["Yes", "No"], public=True)
-    await vote(store, code, viewer, "No")
+    await store.open_poll(code, None, "q1", ["Yes", "No"], prompt="Best?", public=True)
+    await store.vote(code, viewer, "q1", "No")
     shown = as_json(await roomctl("rooms", "poll", code, "--json"))
     assert shown["poll"] == {"pollId": "q1", "prompt": "Best?", "choices": ["Yes", "No"], "publicTallies": True,
-                             "open": True, "counts": {"Yes": 0, "No": 1}, "votes": 1, "tallyAt": None}  # fmt: skip
-    await close_poll(store, code)
+                             "open": True, "counts": {"Yes": 0, "No": 1}, "votes": 1}  # fmt: skip
+    await store.close_poll(code, None, "q1")
     plain = (await roomctl("rooms", "poll", code)).stdout.splitlines()
-    assert plain[:3] == ["poll\tq1", "prompt\tBest?", "state\tclosed"]
+    assert plain[:5] == ["poll\tq1", "prompt\tBest?", "state\tclosed", "tallies\tpublic (everyone sees them)",
+                         "votes\t1"]  # fmt: skip
     assert plain[-3:] == ["CHOICE\tVOTES\tSHARE", "Yes\t0\t0%", "No\t1\t100%"]
     missing = await roomctl("rooms", "poll", "ZZZZ")
     assert missing.exit_code == 1 and missing.stderr == "error: room ZZZZ not found\n"
+
+
+# -- kick and audience-lock: the host's own scripts, administrator as actor --------------------
+
+
+async def next_message(pubsub) -> tuple[BusMessage, dict]:
+    """The next bus message on a subscribed channel (its routing, its frame), within 10 s."""
+    async with asyncio.timeout(10):
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                frame = frame_of(message["data"])
+                assert frame is not None
+                return BusMessage.decode(message["data"]), frame
+
+
+async def test_kick_a_viewer(roomctl: Roomctl, store: RoomStore) -> None:
+    code = await audience_room(store)
+    zoe = await admit(store, code, "Zoe")
+    bob = await admit(store, code, "Bob")
+    pubsub = store.client.pubsub()
+    await pubsub.subscribe(store.keys.channel(code))
+    try:
+        kicked = as_json(await roomctl("rooms", "kick", code.lower(), "--yes", "--json", "--", zoe))
+        assert kicked == {"kicked": zoe, "roomCode": code, "role": "viewer", "newHostId": None, "roomDeleted": False}
+        message, frame = await next_message(pubsub)
+    finally:
+        await pubsub.aclose()
+    assert (frame["event"], frame["data"]) == ("audience:kicked", {"audienceId": zoe})
+    assert (message.aud, message.to) == (2, frozenset({zoe}))  # to that viewer alone, whose sockets close
+    assert message.close is not None
+    assert await Overview(store.client).viewer(code, zoe) is None  # its token is dead: connect and rejoin check
+    assert [v["id"] for v in (await Overview(store.client).viewers(code)).viewers] == [bob]
+    refused = await roomctl("users", "kick", code, "--", bob, input="n\n")
+    assert refused.exit_code == 1 and f"Kick viewer {bob} from room {code}?" in refused.stderr
+    done = await roomctl("users", "kick", code, "--", bob, input="y\n")
+    assert done.exit_code == 0 and done.stdout == f"viewer {bob} kicked from room {code}\n"
+
+
+async def test_kick_still_kicks_members_in_an_audience_room(roomctl: Roomctl, store: RoomStore) -> None:
+    host = await store.create_room("Ana", options=RoomOptions(audience=True))
+    player = await store.join_room(host.room_code, "Bob")
+    kicked = as_json(await roomctl("rooms", "kick", host.room_code, "--yes", "--json", "--", player.user_id))
+    assert kicked["role"] == "member" and await store.get_user(host.room_code, player.user_id) is None
+    nobody = await roomctl("rooms", "kick", host.room_code, "--yes", "nobody")
+    assert nobody.exit_code == 1
+    assert nobody.stderr == f"error: user nobody is neither a member nor a viewer of room {host.room_code}\n"
+    gone = await roomctl("rooms", "kick", "ZZZZ", "--yes", "nobody")
+    assert gone.exit_code == 1 and gone.stderr == "error: room ZZZZ not found\n"
+
+
+async def test_audience_lock(roomctl: Roomctl, store: RoomStore) -> None:
+    code = await audience_room(store)
+    pubsub = store.client.pubsub()
+    await pubsub.subscribe(store.keys.channel(code))
+    try:
+        locked = as_json(await roomctl("rooms", "audience-lock", code, "--on", "--json"))
+        assert locked == {"code": code, "audienceLocked": True}
+        message, frame = await next_message(pubsub)
+        assert (frame["event"], frame["data"]) == ("audience:lock_updated", {"locked": True})  # members see it live
+        assert message.aud == 0  # the members only
+    finally:
+        await pubsub.aclose()
+    shown = as_json(await roomctl("rooms", "show", code, "--json"))["room"]
+    assert shown["audienceLocked"] is True
+    assert (
+        "audience\t0 connected / 0 admitted, locked (no new viewers)"
+        in (await roomctl("rooms", "show", code)).stdout.splitlines()
+    )
+    unlocked = await roomctl("rooms", "audience-lock", code.lower(), "--off")
+    assert unlocked.exit_code == 0 and unlocked.stdout == f"audience of room {code} is unlocked\n"
+    assert (await store.get_room(code))["audienceLocked"] is False
+
+
+async def test_audience_lock_errors(roomctl: Roomctl, store: RoomStore) -> None:
+    code = (await store.create_room("Ana")).room_code
+    disabled = await roomctl("rooms", "audience-lock", code, "--on")
+    assert disabled.exit_code == 1 and disabled.stderr == f"error: room {code} was created without an audience\n"
+    missing = await roomctl("rooms", "audience-lock", "ZZZZ", "--off")
+    assert missing.exit_code == 1 and missing.stderr == "error: room ZZZZ not found\n"
+    neither = await roomctl("rooms", "audience-lock", code)
+    assert neither.exit_code == 2 and "--on" in neither.stderr
+
+
+# -- events and completion ---------------------------------------------------------------------
+
+
+async def test_events_say_which_frames_the_audience_gets(roomctl: Roomctl, store: RoomStore) -> None:
+    host = await store.create_room("Ana", options=RoomOptions(audience=True))
+    code, h = host.room_code, host.user_id
+    zoe = await admit(store, code, "Zoe")
+    async with following(roomctl, store, code, "--json", "--count", "3") as task:
+        await store.open_poll(code, h, "q1", ["Yes", "No"])
+        await store.send_game_message(code, h, "audience", "hint", json.dumps("look left"))
+        await store.kick(code, None, zoe)
+        result = await asyncio.wait_for(task, 10)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["event"], e.get("aud"), e.get("to")) for e in lines] == [
+        ("poll:opened", 1, None),  # members and every viewer
+        ("game:message", 2, None),  # every viewer, no member
+        ("audience:kicked", 2, [zoe]),  # that viewer alone
+    ]
+    async with following(roomctl, store, code, "--count", "1") as task:
+        await store.send_game_message(code, h, "audience", "hint", json.dumps("look right"))
+        text = await asyncio.wait_for(task, 10)
+    assert text.stdout.split("\t")[2] == f'hint from {h} → the audience: "look right"\n'
+
+
+async def test_kick_completes_member_and_viewer_ids(redis_server, store: RoomStore) -> None:
+    host = await store.create_room("Ana", options=RoomOptions(audience=True))
+    zoe = await admit(store, host.room_code, "Zoe")
+    line = f"roomctl --env-file '' --redis-url {redis_server.url} rooms kick {host.room_code} "
+    offered = await asyncio.to_thread(complete, "bash", line)
+    assert offered.stdout.splitlines() == [f"plain,{host.user_id}", f"plain,{zoe}"]  # members first
+    described = await asyncio.to_thread(complete, "zsh", line + zoe[:3])
+    assert "Zoe (viewer)" in described.stdout.splitlines()

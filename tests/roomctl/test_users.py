@@ -42,8 +42,8 @@ async def test_kick_hands_the_room_over(roomctl: Roomctl, store: RoomStore) -> N
     host = await store.create_room("Ana")
     player = await store.join_room(host.room_code, "Bob")
     kicked = as_json(await roomctl("users", "kick", host.room_code.lower(), "--yes", "--json", "--", host.user_id))
-    assert kicked == {"kicked": host.user_id, "roomCode": host.room_code, "newHostId": player.user_id,
-                      "roomDeleted": False}  # fmt: skip
+    assert kicked == {"kicked": host.user_id, "roomCode": host.room_code, "role": "member",
+                      "newHostId": player.user_id, "roomDeleted": False}  # fmt: skip
     assert (await store.get_room(host.room_code))["hostId"] == player.user_id
     assert await store.get_user(host.room_code, host.user_id) is None
     last = await roomctl("users", "kick", host.room_code, "--yes", "--", player.user_id)
