@@ -126,7 +126,7 @@ def rooms_poll(ctl: Ctl, code: str) -> None:
     )
     total = sum(poll["counts"].values())
     rows = [(choice, n, f"{100 * n / total:.0f}%" if total else "-") for choice, n in poll["counts"].items()]
-    ctl.out.table("Counts (in the poll's order)", POLL_COLUMNS, rows)
+    ctl.out.table("Counts", POLL_COLUMNS, rows)  # in the poll's order
 
 
 @click.command("audience-lock", cls=Command)

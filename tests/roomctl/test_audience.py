@@ -7,8 +7,8 @@ import json
 
 from roomd.domain.bus_message import BusMessage, frame_of
 from roomd.domain.overview import Overview
-from roomd.domain.store import RoomOptions, RoomStore
-from tests.roomctl.conftest import Roomctl, as_json
+from roomd.domain.store import RoomOptions, RoomStore, make_redis_client
+from tests.roomctl.conftest import Roomctl, as_json, invoke
 from tests.roomctl.test_completion import complete
 from tests.roomctl.test_stats_events import following
 
@@ -301,3 +301,30 @@ async def test_kick_completes_member_and_viewer_ids(redis_server, store: RoomSto
     assert offered.stdout.splitlines() == [f"plain,{host.user_id}", f"plain,{zoe}"]  # members first
     described = await asyncio.to_thread(complete, "zsh", line + zoe[:3])
     assert "Zoe (viewer)" in described.stdout.splitlines()
+
+
+async def test_audience_reads_work_under_a_read_only_acl(private_redis) -> None:
+    """A monitoring user limited to read commands sees the audience and the poll (roomctl's reads only read)."""
+    server = private_redis()
+    admin = make_redis_client(server.url, command_timeout=5)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "monitor", "on", ">pw", "~*", "&*", "+@read", "+@connection",
+                                    "+@pubsub", "-@write", "-@admin", "-@dangerous")  # fmt: skip
+        store = RoomStore(admin, ttl_seconds=600)
+        code = await audience_room(store)
+        zoe = await admit(store, code, "Zoe")
+        await live(store)
+        await connect_viewers(store, code, INSTANCE, zoe)
+        await store.open_poll(code, None, "q1", ["Yes", "No"])
+        await store.vote(code, zoe, "q1", "Yes")
+        url = server.url.replace("redis://", "redis://monitor:pw@")
+
+        async def ctl(*args: str) -> dict:
+            return as_json(await asyncio.to_thread(invoke, "--redis-url", url, *args, "--json"))
+
+        assert (await ctl("rooms", "list"))["rooms"][0]["audienceConnected"] == 1
+        assert (await ctl("rooms", "show", code))["poll"]["counts"] == {"Yes": 1, "No": 0}
+        assert [v["id"] for v in (await ctl("rooms", "audience", code))["viewers"]] == [zoe]
+        assert (await ctl("rooms", "poll", code))["poll"]["votes"] == 1
+    finally:
+        await admin.aclose()

@@ -25,6 +25,12 @@ EVERY_COMMAND = [
     ["rooms", "list", "--idle-for", "2h", "--host-name", "ana"],
     ["stats", "--watch", "1"],
     ["events", "--all"],
+    ["rooms", "audience", "ABCD"],
+    ["rooms", "poll", "ABCD"],
+    ["rooms", "audience-lock", "ABCD", "--on"],
+    ["rooms", "kick", "ABCD", "someone", "--yes"],
+    ["rooms", "kick", "ABCD", "someone"],  # asks only after finding who it is
+    ["rooms", "list", "--with-audience"],
 ]
 
 
