@@ -10,7 +10,10 @@ from roomd.domain.overview import Overview
 from roomd.domain.store import RoomOptions, RoomStore, make_redis_client
 from tests.roomctl.conftest import Roomctl, as_json, invoke
 from tests.roomctl.test_completion import complete
+from tests.roomctl.test_live import roomctl as run_roomctl
 from tests.roomctl.test_stats_events import following
+from tests.support.clients import Api, Socket, http
+from tests.support.processes import RedisServer, RoomdProcess
 
 INSTANCE = "test-host:1:8000:aaaa"
 DEAD = "dead-host:9:8000:bbbb"  # never heartbeats: its viewers are not counted
@@ -328,3 +331,44 @@ async def test_audience_reads_work_under_a_read_only_acl(private_redis) -> None:
         assert (await ctl("rooms", "poll", code))["poll"]["votes"] == 1
     finally:
         await admin.aclose()
+
+
+# -- live: roomd processes with a host and a viewer connected ---------------------------------
+
+
+async def test_live_kick_and_audience_lock_reach_viewers_and_members(
+    redis_server, spawn_roomd, api: Api, roomd
+) -> None:
+    other: RoomdProcess = spawn_roomd()
+    host = await api.create("Ana", audience=True)
+    code = host["roomCode"]
+    admitted = await http(roomd.http, "POST", f"/rooms/{code}/audience", {"displayName": "Zoe"})
+    assert admitted.status == 201, admitted.body
+    viewer = admitted.body
+    hs = await Socket.connect(roomd.ws, host["token"])
+    await hs.expect("room:state")
+    vs = await Socket.connect(other.ws, viewer["token"])  # the viewer on another roomd process
+    assert (await vs.expect("room:state"))["you"]["audienceId"] == viewer["audienceId"]
+    shown = await live_roomctl(redis_server, "rooms", "show", code, "--json")
+    assert (shown["room"]["audienceConnected"], shown["room"]["audienceAdmitted"]) == (1, 1)
+    kicked = await live_roomctl(redis_server, "rooms", "kick", code, "--yes", "--json", "--", viewer["audienceId"])
+    assert kicked["role"] == "viewer"
+    assert await vs.expect("audience:kicked") == {"audienceId": viewer["audienceId"]}
+    assert await vs.closed() == 4403
+    assert (await api.rejoin(code, viewer["token"])).status == 404  # its token died
+    locked = await live_roomctl(redis_server, "rooms", "audience-lock", code, "--on", "--json")
+    assert locked == {"code": code, "audienceLocked": True}
+    seen = []  # the host's frames up to the lock, published after the kick on the same channel
+    while not seen or seen[-1]["event"] != "audience:lock_updated":
+        seen.append(await hs.next_event())
+    assert seen[-1]["data"] == {"locked": True}
+    assert "audience:kicked" not in [f["event"] for f in seen]  # the members never see a viewer's kick
+    late = await http(roomd.http, "POST", f"/rooms/{code}/audience", {"displayName": "Late"})
+    assert (late.status, late.body["code"]) == (400, "AUDIENCE_LOCKED")
+
+
+async def live_roomctl(redis: RedisServer, *args: str) -> dict:
+    """The installed console script against the roomd processes' Redis; its JSON output."""
+    status, out = await run_roomctl(redis, *args)
+    assert status == 0, out
+    return json.loads(out)
