@@ -84,6 +84,7 @@ class Settings:
     room_state_max_bytes: int = 262_144
     room_history_size: int = 256
     host_grace_seconds: int = 30
+    audience_max: int = 10_000  # viewers admitted per room with an audience (then AUDIENCE_FULL)
 
     @property
     def development(self) -> bool:
@@ -379,6 +380,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("ROOM_STATE_MAX_BYTES", "room_state_max_bytes", lambda n, r: _int(n, r, 0))
     take("ROOM_HISTORY_SIZE", "room_history_size", lambda n, r: _int(n, r, 1, 100_000))
     take("HOST_GRACE_SECONDS", "host_grace_seconds", lambda n, r: _int(n, r, 1))
+    take("AUDIENCE_MAX", "audience_max", lambda n, r: _int(n, r, 1, 1_000_000))
     url = redis_url_from_env(env)
     if url is not None:
         values["redis_url"] = url

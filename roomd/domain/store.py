@@ -81,6 +81,11 @@ ROOM_SCRIPTS = (
     "state_set",
     "state_delete",
     "host_grace",
+    "audience_join",
+    "audience_connect",
+    "audience_disconnect",
+    "audience_count",
+    "audience_lock",
     "poll_open",
     "poll_vote",
     "poll_tally",
@@ -137,7 +142,9 @@ class Membership:
 class Snapshot:
     """What a connecting socket sends as ``room:state``; ``seq`` orders it among events.
 
-    ``state`` holds only the shared state entries this member may read.
+    ``state`` holds only the shared state entries this member (or viewer) may read; ``extra``
+    the fields a room with an audience adds: ``poll`` (the open poll or None) and, for a
+    viewer, ``you``.
     """
 
     room: dict[str, Any]
@@ -145,6 +152,7 @@ class Snapshot:
     seq: int
     incarnation: str = ""  # of the room; events of another incarnation (a reused code) are not for this socket
     state: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,10 +172,11 @@ class Resumed:
 
 @dataclass(frozen=True)
 class RoomOptions:
-    """Per-room rules chosen at create (``playerMessages``, ``hostMigration``)."""
+    """Per-room rules chosen at create (``playerMessages``, ``hostMigration``, ``audience``)."""
 
     player_messages: str = "host"  # "host" | "all"
     host_migration: str = "leave"  # "leave" | "disconnect"
+    audience: bool = False  # admits viewers (POST /rooms/:code/audience)
 
 
 @dataclass(frozen=True)
@@ -374,6 +383,7 @@ class RoomStore:
                 "playerMessages": opts.player_messages,
                 "hostMigration": opts.host_migration,
                 "historySize": self.history_size,
+                "audience": opts.audience,
             }
         )
         for _ in range(CODE_ATTEMPTS):
@@ -442,7 +452,7 @@ class RoomStore:
             return Resumed(
                 since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[3:]], incarnation=_text(raw[2])
             )
-        return _snapshot(raw[1], raw[2])
+        return _snapshot(raw[1], raw[2], raw[3] if len(raw) > 3 else None)
 
     async def snapshot(self, code: str, user_id: str, socket_id: str) -> Snapshot:
         """Read-only ``room:state`` for a live socket that may have missed events.
@@ -451,7 +461,7 @@ class RoomStore:
         """
         try:
             raw = await self._room("snapshot", code, user_id, socket_id)
-            return _snapshot(raw[0], raw[1])
+            return _snapshot(raw[0], raw[1], raw[2] if len(raw) > 2 else None)
         except ResponseError as exc:
             if str(exc).strip() == "REPLACED":
                 raise Replaced() from None
@@ -579,6 +589,67 @@ class RoomStore:
         """Close the room for everyone; returns the seq of ``room:closed``."""
         reason = ClosedReason.ADMIN_CLOSED if actor_id is None else ClosedReason.HOST_CLOSED
         return int(await self._room("close", code, actor_id or "", reason.value, ""))
+
+    # -- the audience: viewers of a room created with audience=True (actor None = administrator) --
+
+    async def join_audience(self, code: str, display_name: str, max_viewers: int) -> Membership:
+        """Admit a viewer (one script: concurrent admissions never pass ``max_viewers``); the
+        membership's ``user_id`` is its audience id. AUDIENCE_DISABLED / AUDIENCE_LOCKED / AUDIENCE_FULL."""
+        audience_id = new_user_id()
+        await self._room("audience_join", code, audience_id, display_name, max_viewers, now_ms())
+        return Membership(code, audience_id)
+
+    async def check_viewer(self, code: str, audience_id: str) -> None:
+        """Raise ``ROOM_NOT_FOUND`` / ``MEMBER_NOT_FOUND`` unless the viewer is still admitted."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(self.keys.room(code))
+            pipe.hexists(self.keys.audience(code), audience_id)
+            exists, admitted = await guard(pipe.execute(), self.command_timeout)
+        if not exists:
+            raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+        if not admitted:
+            raise DomainError(ErrorCode.MEMBER_NOT_FOUND)
+
+    async def audience_connect(
+        self, code: str, audience_id: str, since: int | None = None, *, count: bool = True
+    ) -> tuple[Snapshot | Resumed, int]:
+        """A viewer's socket: counted on this instance (``count``), and its first frames: the viewer's
+        ``room:state`` or, with ``since``, the missed events (unfiltered: the transport applies the
+        viewer rules). Also returns when the audience's count is due (ms; 0 if not counted)."""
+        since_arg = "" if since is None else since
+        raw = await self._room(
+            "audience_connect", code, audience_id, self.instance_id, now_ms(), since_arg, "1" if count else "0"
+        )
+        if _text(raw[0]) == "resumed":
+            resumed = Resumed(
+                since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[4:]], incarnation=_text(raw[2])
+            )
+            return resumed, int(raw[3])
+        snapshot = _snapshot(raw[1], raw[2], raw[3], raw[4])
+        return snapshot, int(raw[5])
+
+    async def audience_snapshot(self, code: str, audience_id: str) -> Snapshot:
+        """A live viewer socket's ``room:state`` again (it may have missed events); not counted again."""
+        snapshot, _ = await self.audience_connect(code, audience_id, count=False)
+        assert isinstance(snapshot, Snapshot)
+        return snapshot
+
+    async def audience_disconnect(self, code: str) -> int:
+        """A viewer socket of this instance closed; returns when the audience's count is due (ms, 0: room gone)."""
+        return int(await self._room("audience_disconnect", code, self.instance_id, now_ms()))
+
+    async def audience_count(self, code: str) -> tuple[int, int]:
+        """Count the audience over live instances; publish ``audience:count`` to the host if it changed
+        and the last is a second old. Returns (the count, when to run again in ms or 0)."""
+        live = await self._live_instances()
+        count, due = await self._room("audience_count", code, live, now_ms())
+        return int(count), int(due)
+
+    async def lock_audience(self, code: str, actor_id: str | None, locked: bool) -> tuple[bool, int]:
+        """Lock or unlock the room's audience (host or administrator); (locked now, seq after it)."""
+        flag = "1" if locked else "0"
+        result, seq = await self._room("audience_lock", code, actor_id or "", flag, self.ttl_ms, now_ms())
+        return bool(int(result)), int(seq)
 
     # -- the game channel (actor None = administrator) ----------------------
 
@@ -877,18 +948,30 @@ def public_room(room: dict[str, Any], member_count: int) -> dict[str, Any]:
         "expiresAt": iso(room.get("expiresAt")),
         "playerMessages": room.get("playerMessages") or "host",
         "hostMigration": room.get("hostMigration") or "leave",
+        "audience": bool(room.get("audience")),
+        "audienceLocked": bool(room.get("audienceLocked")),
+        "audienceCount": int(room.get("audienceCount") or 0),  # as last published: at most a second old
     }
 
 
-def _snapshot(raw: bytes | str, state_raw: bytes | str) -> Snapshot:
+def _snapshot(
+    raw: bytes | str, state_raw: bytes | str, poll_raw: bytes | str | None = None, you_raw: bytes | str | None = None
+) -> Snapshot:
+    """A snapshot script's reply; ``poll_raw`` comes from rooms with an audience only, ``you_raw`` for viewers."""
     snapshot = json.loads(raw)
     room = snapshot["room"]
+    extra: dict[str, Any] = {}
+    if poll_raw is not None:
+        extra["poll"] = json.loads(poll_raw)
+    if you_raw is not None:
+        extra["you"] = json.loads(you_raw)
     return Snapshot(
         room=public_room(room, len(snapshot["users"])),
         users=snapshot["users"],
         seq=int(room["seq"]),
         incarnation=str(room.get("incarnation") or ""),
         state=json.loads(state_raw),
+        extra=extra,
     )
 
 

@@ -13,6 +13,12 @@ to every local socket of the room: per-recipient encoding was the main avoidable
 cost of fan-out. An event with a recipient list (``to``: a private state entry, a
 message to the host) goes to those users' sockets only, found through a per-user
 index, so the other sockets never see it, not even in memory.
+
+**Viewers** (a room's audience, up to 10,000 per room) are kept apart from the members
+(``_Room.viewers``) and reached by the bus message's ``aud`` only: absent, the event is the
+members' and the viewer loop is not even entered; 1, members as usual and every viewer; 2,
+viewers only (``to`` = viewer ids). The viewer loop is the hot one of a big room: it calls
+each viewer's bound ``deliver`` straight from a dict of them, nothing else per viewer.
 """
 
 from __future__ import annotations
@@ -39,12 +45,14 @@ class LocalSocket(Protocol):
     """
 
     room_code: str
-    user_id: str
+    user_id: str  # a viewer's audience id
     socket_id: str
+    viewer: bool  # a viewer of the room's audience (routed by ``aud``), not a member
 
     @property
     def registered(self) -> bool:
-        """Connected in Redis through this socket (its connect script ran) and still open."""
+        """Connected in Redis as a member through this socket (its connect script ran) and still open.
+        Always False for a viewer: viewers have no presence record nor socket-index entry."""
 
     def deliver(self, msg: BusMessage, wire: bytes) -> None:
         """One event for this socket's member (``to`` already applied); ``wire`` is the frame
@@ -63,11 +71,15 @@ class LocalSocket(Protocol):
 
 
 class _Room:
-    __slots__ = ("inc", "seq", "sockets", "users", "waiters")
+    __slots__ = ("inc", "seq", "sockets", "users", "viewer_ids", "viewers", "waiters")
 
     def __init__(self) -> None:
-        self.sockets: dict[str, LocalSocket] = {}
+        self.sockets: dict[str, LocalSocket] = {}  # the members' sockets
         self.users: dict[str, list[LocalSocket]] = {}
+        # Viewers: socket id -> the socket's bound ``deliver`` (the fan-out loop calls nothing else),
+        # and audience id -> its sockets (for ``aud`` 2 with ``to``, and closes).
+        self.viewers: dict[str, Callable[[BusMessage, bytes], None]] = {}
+        self.viewer_ids: dict[str, list[LocalSocket]] = {}
         self.waiters: dict[str, LocalSocket] = {}
         self.seq = 0  # the highest seq this process has seen of the room (incarnation ``inc``)
         self.inc: str | None = None
@@ -88,31 +100,43 @@ class Hub:
         self.delivered = 0  # frames handed to local sockets
 
     def add(self, sock: LocalSocket) -> None:
-        """Register a socket once it may receive its room's events."""
+        """Register a socket once it may receive its room's events (a viewer's ``deliver`` is read now)."""
         room = self._rooms.get(sock.room_code)
         if room is None:
             room = self._rooms[sock.room_code] = _Room()
+        if sock.viewer:
+            room.viewers[sock.socket_id] = sock.deliver
+            room.viewer_ids.setdefault(sock.user_id, []).append(sock)
+            return
         room.sockets[sock.socket_id] = sock
         room.users.setdefault(sock.user_id, []).append(sock)
 
     def remove(self, sock: LocalSocket) -> None:
         """Forget a socket (idempotent); a room with no local socket left is dropped."""
         room = self._rooms.get(sock.room_code)
-        if room is None or room.sockets.pop(sock.socket_id, None) is None:
+        if room is None:
             return
+        if sock.viewer:
+            if room.viewers.pop(sock.socket_id, None) is None:
+                return
+            index = room.viewer_ids
+        else:
+            if room.sockets.pop(sock.socket_id, None) is None:
+                return
+            index = room.users
         room.waiters.pop(sock.socket_id, None)
-        same_user = room.users.get(sock.user_id, [])
+        same_user = index.get(sock.user_id, [])
         if sock in same_user:
             same_user.remove(sock)
         if not same_user:
-            room.users.pop(sock.user_id, None)
-        if not room.sockets:
+            index.pop(sock.user_id, None)
+        if not room.sockets and not room.viewers:
             del self._rooms[sock.room_code]
 
     def wait(self, sock: LocalSocket, waiting: bool) -> None:
         """Have ``sock.observe(seq)`` called after every event of its room (while it awaits acks)."""
         room = self._rooms.get(sock.room_code)
-        if room is None or sock.socket_id not in room.sockets:
+        if room is None or (sock.socket_id not in room.sockets and sock.socket_id not in room.viewers):
             return
         if waiting:
             room.waiters[sock.socket_id] = sock
@@ -124,11 +148,20 @@ class Hub:
             room.waiters.pop(sock.socket_id, None)
 
     def sockets(self, code: str | None = None) -> list[LocalSocket]:
-        """A copy of the local sockets of room ``code``, or of every room (safe to close while iterating)."""
-        if code is not None:
-            room = self._rooms.get(code)
-            return list(room.sockets.values()) if room is not None else []
-        return [s for room in self._rooms.values() for s in room.sockets.values()]
+        """A copy of the local sockets (members' and viewers') of room ``code``, or of every room
+        (safe to close while iterating)."""
+        rooms = list(self._rooms.values()) if code is None else [r for r in (self._rooms.get(code),) if r is not None]
+        found: list[LocalSocket] = []
+        for room in rooms:
+            found += room.sockets.values()
+            for same in room.viewer_ids.values():
+                found += same
+        return found
+
+    def viewers(self, code: str) -> int:
+        """Local viewer sockets of room ``code``."""
+        room = self._rooms.get(code)
+        return len(room.viewers) if room is not None else 0
 
     def rooms(self) -> list[str]:
         """Codes of the rooms with at least one local socket."""
@@ -136,7 +169,7 @@ class Hub:
 
     def __len__(self) -> int:
         """Local sockets, all rooms together."""
-        return sum(len(room.sockets) for room in self._rooms.values())
+        return sum(len(room.sockets) + len(room.viewers) for room in self._rooms.values())
 
     def deliver(self, code: str, raw: bytes) -> None:
         """Hand one bus message of room ``code`` to its local sockets (the broker's ``deliver``).
@@ -155,14 +188,18 @@ class Hub:
             log.error("dropping a malformed bus message of room %s: %s", code, exc)
             return
         wire = self._prepare(msg.payload)
-        if msg.to is None:
-            targets = list(room.sockets.values())
-        else:
-            users = room.users
-            targets = [sock for user_id in msg.to if user_id in users for sock in users[user_id]]
-        for sock in targets:
-            sock.deliver(msg, wire)
-        self.delivered += len(targets)
+        aud = msg.aud
+        if aud != 2:
+            if msg.to is None:
+                targets = list(room.sockets.values())
+            else:
+                users = room.users
+                targets = [sock for user_id in msg.to if user_id in users for sock in users[user_id]]
+            for sock in targets:
+                sock.deliver(msg, wire)
+            self.delivered += len(targets)
+        if aud and room.viewers:
+            self._to_viewers(room, msg, wire)
         if msg.seq is not None:
             if msg.inc != room.inc:  # a reused code: seqs start again
                 room.inc, room.seq = msg.inc, 0
@@ -170,6 +207,20 @@ class Hub:
             if room.waiters:
                 for sock in list(room.waiters.values()):
                     sock.observe(msg.seq)
+
+    def _to_viewers(self, room: _Room, msg: BusMessage, wire: bytes) -> None:
+        """``aud`` 1 (every viewer) or 2 (every viewer, or the viewers ``to`` names)."""
+        if msg.aud == 2 and msg.to is not None:
+            ids = room.viewer_ids
+            chosen = [sock for vid in msg.to if vid in ids for sock in ids[vid]]
+            for sock in chosen:
+                sock.deliver(msg, wire)
+            self.delivered += len(chosen)
+            return
+        delivers = list(room.viewers.values())  # a copy: a delivery may close (and remove) a viewer
+        for deliver in delivers:
+            deliver(msg, wire)
+        self.delivered += len(delivers)
 
     async def resync(self, codes: list[str]) -> None:
         """The broker's ``on_resubscribed``: these rooms' events may have been lost; every local

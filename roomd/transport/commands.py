@@ -24,7 +24,13 @@ from roomd.transport.nudges import Nudges
 @dataclass(frozen=True)
 class Caller:
     room_code: str
-    user_id: str
+    user_id: str  # a viewer's audience id when role is "viewer"
+    role: str = "member"  # "member" | "viewer" (the token's role claim)
+
+
+VIEWER_EVENTS = frozenset({"poll:vote"})
+"""The only client events a viewer of a room's audience may send; any other known event is
+``NOT_ALLOWED`` for it before its handler runs (the transport checks, by the caller's role)."""
 
 
 Handler = Callable[[RoomStore, Caller, dict[str, Any]], Awaitable[int]]  # returns the room's seq after the effect
@@ -172,6 +178,10 @@ def _poll_vote(nudges: Nudges) -> Handler:
     return handler
 
 
+async def _audience_lock(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+    return (await store.lock_audience(caller.room_code, caller.user_id, data["locked"]))[1]
+
+
 HANDLERS: dict[str, Handler] = {
     "room:leave": _leave,
     "room:close": _close,
@@ -180,6 +190,7 @@ HANDLERS: dict[str, Handler] = {
     "room:transfer_host": _transfer_host,
     "state:set": _state_set,
     "state:delete": _state_delete,
+    "audience:lock": _audience_lock,
     "poll:open": _poll_open,
     "poll:close": _poll_close,
 }

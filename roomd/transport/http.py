@@ -145,6 +145,11 @@ class JsonHandler(JsonErrors):
         token = self.services.tokens.issue(membership.room_code, membership.user_id)
         self.send_json({"roomCode": membership.room_code, "token": token, "userId": membership.user_id}, 201)
 
+    def send_admission(self, admission: Membership) -> None:
+        """A viewer's 201: its token (role viewer) and its audience id."""
+        token = self.services.tokens.issue(admission.room_code, admission.user_id, "viewer")
+        self.send_json({"roomCode": admission.room_code, "token": token, "audienceId": admission.user_id}, 201)
+
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
         if isinstance(value, StoreUnavailable):
             self.services.metrics.redis_errors.inc()
@@ -162,7 +167,9 @@ class CreateRoomHandler(JsonHandler):
         if max_users > limit:
             raise ApiError(ErrorCode.INVALID_BODY, f"maxUsers: must be between 1 and {limit}")
         options = RoomOptions(
-            player_messages=body.get("playerMessages", "host"), host_migration=body.get("hostMigration", "leave")
+            player_messages=body.get("playerMessages", "host"),
+            host_migration=body.get("hostMigration", "leave"),
+            audience=body.get("audience", False),
         )
         self.send_membership(await self.services.store.create_room(name, max_users, options))
 
@@ -182,6 +189,23 @@ class JoinRoomHandler(JsonHandler):
         self.send_membership(await self.services.store.join_room(code, name))
 
 
+class AudienceHandler(JsonHandler):
+    """``POST /rooms/:code/audience {displayName?}``: admit a viewer (rooms created with an audience).
+
+    An empty body is accepted: a viewer need not give a name. Throttled like every route.
+    """
+
+    _schema = protocol.validator("http/audience.request.json")
+    DEFAULT_NAME = "Viewer"
+
+    async def post(self, raw_code: str) -> None:
+        code = self.room_code(raw_code)
+        body = self.json_body(self._schema) if b"".join(self._chunks).strip() else {}
+        name = self.display_name(body.get("displayName", self.DEFAULT_NAME))
+        limit = self.services.settings.audience_max
+        self.send_admission(await self.services.store.join_audience(code, name, limit))
+
+
 class RejoinRoomHandler(JsonHandler):
     async def post(self, raw_code: str) -> None:
         token = bearer_token(self.request.headers.get("Authorization"))
@@ -189,6 +213,10 @@ class RejoinRoomHandler(JsonHandler):
         code = raw_code.strip().upper()
         if code != claims.room_code:
             raise ApiError(ErrorCode.MEMBER_NOT_FOUND, "The token belongs to another room")
+        if claims.viewer:  # a viewer's token: still admitted to the audience (a kick ends it)
+            await self.services.store.check_viewer(code, claims.user_id)
+            self.send_admission(Membership(code, claims.user_id))
+            return
         await self.services.store.check_member(code, claims.user_id)
         self.send_membership(Membership(code, claims.user_id))
 

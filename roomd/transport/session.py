@@ -17,6 +17,12 @@ One object owns the rules that used to be spread over ``RoomSocket`` flags:
   ends the room frames at once, but waits for the replies of the member's own
   commands in flight (the ``ack`` of its ``room:leave``, say).
 
+A **viewer** of the room's audience has a session too (``viewer=True``). The hub hands it
+only what viewers receive (``aud``), so live events follow the same path as a member's: a
+``skip``, ``direct`` or ``resync`` names members, never a viewer, and a ``close`` closes it
+when it has no ``userId`` (the room closed) or names the viewer (kicked). Replays of the
+room's history are filtered by the viewer rules (:meth:`BusMessage.for_viewer`).
+
 Phases: ``WAITING`` (connecting) -> ``LIVE`` <-> ``RESYNCING`` -> ``CLOSING`` -> ``CLOSED``.
 The session does no I/O itself: its :class:`Sink` (the WebSocket handler) does.
 """
@@ -63,10 +69,13 @@ class Sink(Protocol):
 
 
 class Session:
-    def __init__(self, user_id: str, socket_id: str, sink: Sink) -> None:
+    def __init__(self, user_id: str, socket_id: str, sink: Sink, *, viewer: bool = False) -> None:
         self.user_id = user_id
         self.socket_id = socket_id
         self.sink = sink
+        self.viewer = viewer
+        # Whether a replayed message is for this socket: the member rules or the viewer rules.
+        self._for = BusMessage.for_viewer if viewer else BusMessage.for_user
         self.phase = Phase.WAITING
         self.seq = 0  # the room's events up to here are reflected in what the client has
         self.incarnation = ""  # of the room (set from the first snapshot): other incarnations' events are dropped
@@ -117,7 +126,7 @@ class Session:
             if seq <= self.seq:
                 return
             self.seq = seq
-        if replay and not msg.for_user(self.user_id):
+        if replay and not self._for(msg, self.user_id):
             return
         if msg.plain:
             if msg.skip != self.user_id:

@@ -18,6 +18,15 @@ Client frames are rate-checked, parsed and validated the moment they are read
 valid ones then run one at a time, in order, from a small per-socket queue. A
 Redis stall therefore delays answers but never turns a polite client's queued
 frames into a burst that the token bucket would punish.
+
+A token with ``role: viewer`` makes the socket a viewer of the room's audience: it
+registers with the hub as a viewer (reached by the bus's ``aud`` only), runs
+``audience_connect`` instead of the member's connect (no presence, no ``user:connected``: it
+counts the socket on this instance), gets the viewer's ``room:state`` (with ``you``), and may
+send :data:`~roomd.transport.commands.VIEWER_EVENTS` only (anything else: ``NOT_ALLOWED``).
+Each connect and close says when the audience's count is due; this instance then runs the
+count script once per room at that time (``Services.nudges``): the host gets
+``audience:count`` at most once a second however many viewers come and go.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from roomd.domain.tokens import Claims, bearer_token
 from roomd.protocol import CloseCode, ErrorCode
 from roomd.transport import frames, writer
 from roomd.transport.client_address import client_address
-from roomd.transport.commands import Caller, Command
+from roomd.transport.commands import VIEWER_EVENTS, Caller, Command
 from roomd.transport.context import Services
 from roomd.transport.origins import origin_allowed
 from roomd.transport.rate import TokenBucket
@@ -63,8 +72,21 @@ MAX_SINCE_DIGITS = 15
 
 
 def _state_frame(snapshot: Snapshot) -> bytes:
-    data = {"room": snapshot.room, "users": snapshot.users, "state": snapshot.state}
+    data = {"room": snapshot.room, "users": snapshot.users, "state": snapshot.state, **snapshot.extra}
     return frames.encode("room:state", data, snapshot.seq)
+
+
+def _count_audience(services: Services, code: str, due_ms: int) -> None:
+    """Have this instance count room ``code``'s audience at ``due_ms`` (one timer per room, a nudge)."""
+    if due_ms <= 0:
+        return
+    store = services.store
+
+    async def run() -> int | None:
+        _, again = await store.audience_count(code)
+        return again or None
+
+    services.nudges.at(("audience:count", code), due_ms, run)
 
 
 def _parse_since(raw: str | None) -> int | None:
@@ -80,8 +102,9 @@ _Job = tuple[Command, dict[str, Any], str | int | None, str]
 
 class RoomSocket(JsonErrors, WebSocketHandler):
     room_code: str = ""
-    user_id: str = ""
+    user_id: str = ""  # a viewer's audience id
     socket_id: str = ""
+    viewer: bool = False  # a viewer of the room's audience (the token's role), not a member
     session: Session | None = None  # created once the token names the member
     # The hub's LocalSocket calls, bound to the session's own methods once it exists: fan-out
     # calls them once per local member per event, and a forwarding method is a call layer more.
@@ -204,7 +227,9 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             self.__dict__.pop("_token", None)  # back to the class default: the socket keeps no copy
         self.room_code, self.user_id = claims.room_code, claims.user_id
         self.socket_id = secrets.token_hex(8)
-        self.session = session = Session(self.user_id, self.socket_id, self)
+        if claims.viewer:
+            self.viewer = True
+        self.session = session = Session(self.user_id, self.socket_id, self, viewer=self.viewer)
         self.deliver, self.observe = session.deliver, session.observe  # before the hub sees this socket
         try:
             since = _parse_since(self.get_query_argument("since", None))
@@ -222,7 +247,11 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             if self._closed:  # the peer left while we subscribed: on_close could not release
                 services.bus.unsubscribe(self.room_code)
                 return
-            first = await services.store.connect_since(self.room_code, self.user_id, self.socket_id, since)
+            if self.viewer:
+                first, due = await services.store.audience_connect(self.room_code, self.user_id, since)
+                _count_audience(services, self.room_code, due)
+            else:
+                first = await services.store.connect_since(self.room_code, self.user_id, self.socket_id, since)
         except DomainError as exc:
             self._fail(exc.code, _CONNECT_CLOSE.get(exc.code, CloseCode.NOT_FOUND), exc.message)
             return
@@ -256,7 +285,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
     async def _read_snapshot(self) -> None:
         """Re-read ``room:state`` for the session (events meanwhile are queued by it)."""
         try:
-            snapshot = await self.services.store.snapshot(self.room_code, self.user_id, self.socket_id)
+            if self.viewer:
+                snapshot = await self.services.store.audience_snapshot(self.room_code, self.user_id)
+            else:
+                snapshot = await self.services.store.snapshot(self.room_code, self.user_id, self.socket_id)
         except Replaced:
             self._gone(CloseCode.REPLACED, None)
         except DomainError as exc:
@@ -378,6 +410,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             self._answer(frames.error(ErrorCode.UNKNOWN_EVENT.value, f"Unknown event {event[:64]!r}", msg_id=msg_id,
                                       event=event[:64]))  # fmt: skip
             return
+        if self.viewer and event not in VIEWER_EVENTS:
+            self._answer(frames.error(ErrorCode.NOT_ALLOWED.value, "A viewer may not send this event", msg_id=msg_id,
+                                      event=event))  # fmt: skip
+            return
         # The event's schema validates the whole frame (envelope included), compiled at start.
         problem = command.problem(message, frame)
         if problem is not None:
@@ -436,7 +472,8 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             return
         session.command_started()
         try:
-            seq = await command.handler(self.services.store, Caller(self.room_code, self.user_id), data)
+            caller = Caller(self.room_code, self.user_id, "viewer" if self.viewer else "member")
+            seq = await command.handler(self.services.store, caller, data)
             if msg_id is not None:
                 session.reply(frames.ack(msg_id, seq), seq)
         except DomainError as exc:
@@ -470,8 +507,9 @@ class RoomSocket(JsonErrors, WebSocketHandler):
 
     @property
     def registered(self) -> bool:
-        """Connected in Redis through this socket (its connect script ran) and still open."""
-        return self._connected and not self._closed
+        """Connected in Redis as a member through this socket (its connect script ran) and still open.
+        Never a viewer's: viewers have no presence record nor socket-index entry to reconcile."""
+        return self._connected and not self._closed and not self.viewer
 
     async def _mark_disconnected(self) -> None:
         """Retried with capped back-off while Redis is unavailable: a lost disconnect is a ghost.
@@ -482,7 +520,11 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         delay = 0.1
         while True:
             try:
-                await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
+                if self.viewer:  # uncounted on this instance; the host's count follows
+                    due = await self.services.store.audience_disconnect(self.room_code)
+                    _count_audience(self.services, self.room_code, due)
+                else:
+                    await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)
                 return
             except StoreUnavailable:
                 if delay == 0.1:

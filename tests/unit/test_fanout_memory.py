@@ -46,10 +46,12 @@ class Room:
 class Socket:
     """A LocalSocket with a real Session; its sink records the frames it writes."""
 
+    viewer = False  # a member (Viewer below: a viewer of the room's audience)
+
     def __init__(self, hub: Hub, broker: InProcessBroker, room: Room, user_id: str) -> None:
         self.hub, self.broker, self.room = hub, broker, room
         self.room_code, self.user_id, self.socket_id = room.code, user_id, secrets.token_hex(4)
-        self.session = Session(user_id, self.socket_id, self)
+        self.session = Session(user_id, self.socket_id, self, viewer=self.viewer)
         self.deliver, self.observe = self.session.deliver, self.session.observe
         self.written: list[dict[str, Any]] = []
         self.closed: int | None = None
@@ -97,6 +99,10 @@ class Socket:
 
     def events(self) -> list[tuple[str, int | None]]:
         return [(f["event"], f.get("seq")) for f in self.written]
+
+
+class Viewer(Socket):
+    viewer = True
 
 
 async def settle() -> None:
@@ -217,3 +223,56 @@ async def test_an_ack_whose_event_went_to_others_and_came_first_is_not_held(fano
     player.session.reply(frames.encode("ack", {"id": 1, "seq": seq}), after_seq=seq)  # ... then the reply
     assert ("ack", None) in player.events()
     assert ("game:message", seq) in host.events() and ("game:message", seq) not in player.events()
+
+
+async def test_viewers_are_reached_by_aud_only(fanout: Any) -> None:
+    """aud absent: members only (the viewer loop is not entered); 1: members per to/skip and every
+    viewer; 2: viewers only, ``to`` naming viewers. A room closing (close without userId) closes
+    viewers too; a close naming one viewer closes that one."""
+    hub, broker, _ = fanout
+    room = Room(broker, "VVVV")
+    ana = await Socket(hub, broker, room, "ana").connect()
+    bob = await Socket(hub, broker, room, "bob").connect()
+    v1, v2, v1b = [await Viewer(hub, broker, room, vid).connect() for vid in ("v1", "v2", "v1")]
+    await settle()
+    assert len(hub) == 5 and hub.viewers("VVVV") == 3 and len(hub.sockets("VVVV")) == 5
+    for sock in (ana, bob, v1, v2, v1b):
+        sock.written.clear()
+    delivered = hub.delivered
+    members = room.publish("members:only", skip="ana")
+    also = room.publish("also", to=["ana"], aud=1)
+    only = room.publish("viewers:only", aud=2)
+    one = room.publish("to:v1", aud=2, to=["v1"])
+    await settle()
+    assert ana.events() == [("also", also)]
+    assert bob.events() == [("members:only", members)]
+    assert v1.events() == v1b.events() == [("also", also), ("viewers:only", only), ("to:v1", one)]
+    assert v2.events() == [("also", also), ("viewers:only", only)]
+    assert hub.delivered - delivered == 2 + 1 + 3 + 3 + 2
+    kicked = room.publish("audience:kicked", aud=2, to=["v2"], close={"code": 4403, "userId": "v2"})
+    await settle()
+    assert v2.events()[-1] == ("audience:kicked", kicked) and v2.closed == 4403
+    assert v1.closed is None and ana.closed is None and hub.viewers("VVVV") == 2
+    closed = room.publish("room:closed", aud=1, close={"code": 4410})
+    await settle()
+    for sock in (ana, bob, v1, v1b):
+        assert sock.events()[-1] == ("room:closed", closed) and sock.closed == 4410
+    assert len(hub) == 0 and hub.rooms() == []
+
+
+async def test_a_viewer_replay_follows_the_viewer_rules(fanout: Any) -> None:
+    hub, broker, _ = fanout
+    viewer = Viewer(hub, broker, Room(broker, "RRRR"), "v1")
+    history = [
+        encode("members", {}, seq=2),
+        encode("also", {}, seq=3, aud=1, to=["ana"]),
+        encode("mine", {}, seq=4, aud=2, to=["v1"]),
+        encode("other:viewer", {}, seq=5, aud=2, to=["v2"], close={"code": 4403, "userId": "v2"}),
+        encode("closing:old", {}, seq=6, aud=1, close={"code": 4410}),  # a replay never closes
+    ]
+    viewer.session.apply_resumed(frames.encode("room:resumed", {"since": 1, "seq": 6}), history, 6)
+    assert viewer.events() == [("room:resumed", None), ("also", 3), ("mine", 4), ("closing:old", 6)]
+    assert viewer.closed is None
+    member = Socket(hub, broker, Room(broker, "RRRR"), "ana")
+    member.session.apply_resumed(frames.encode("room:resumed", {"since": 1, "seq": 6}), history, 6)
+    assert member.events() == [("room:resumed", None), ("members", 2), ("also", 3), ("closing:old", 6)]

@@ -70,7 +70,22 @@ async def workload(store: RoomStore, client: Any, throttle: Throttle) -> list[st
     await store.close_room(code, None)
     await store.close_room(idle.room_code, idle.user_id)
     await throttle.hit("203.0.113.9")
-    return [code, idle.room_code, expired.room_code]
+    # The audience and its polls.
+    show = await store.create_room("Show", options=RoomOptions(audience=True))
+    fan = await store.join_audience(show.room_code, "Fan", 10)
+    await store.audience_connect(show.room_code, fan.user_id)
+    await store.audience_snapshot(show.room_code, fan.user_id)
+    await store.open_poll(show.room_code, show.user_id, "p1", ["a", "b"])
+    await store.vote(show.room_code, fan.user_id, "p1", "a")
+    await store.vote(show.room_code, fan.user_id, "p1", "b")  # within the interval: a tally is due
+    await store.tally_poll(show.room_code)
+    await store.close_poll(show.room_code, show.user_id, "p1")
+    await store.audience_count(show.room_code)
+    await store.lock_audience(show.room_code, show.user_id, True)
+    await store.audience_disconnect(show.room_code)
+    await store.kick(show.room_code, show.user_id, fan.user_id)
+    await store.close_room(show.room_code, None)
+    return [code, idle.room_code, expired.room_code, show.room_code]
 
 
 # -- MONITOR: what each script really touched ------------------------------------------------

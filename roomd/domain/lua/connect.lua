@@ -1,6 +1,7 @@
 -- ARGV: code, user_id, socket_id, ttl_ms, now, instance ('' = none), since ('' = none)
 -- Marks the user connected on socket_id held by instance. Returns what the socket sends first:
---   {'state', snapshot JSON {room, users}, state JSON}: room.seq is the last event it reflects;
+--   {'state', snapshot JSON {room, users}, state JSON, poll JSON (rooms with an audience only: the
+--    open poll, with its counts for the host)}: room.seq is the last event it reflects;
 --   {'resumed', seq, incarnation, message...}: with since, when every event after it is still
 --   in the room's history: those bus messages (seq since+1 .. seq-1, the caller filters them
 --   for this member), seq being this connection's own user:connected.
@@ -38,4 +39,5 @@ if missed then
   table.insert(missed, 1, 'resumed')
   return reply(missed)
 end
-return reply({'state', snapshot_json(room), state_json(room, user_id)})
+return reply({'state', snapshot_json(room), state_json(room, user_id),
+              room.audience and poll_json(room, nil, room.hostId == user_id) or nil})

@@ -248,11 +248,12 @@ local function snapshot_json(room)
   return cjson.encode({room = room, users = public})
 end
 
--- Shared state visibility. visibleTo is 'all', 'host' or a list of user ids; the host
--- always reads. readers() is nil for "every member", else the list of ids to publish to
--- (members only: visibility to a user id follows the member).
+-- Shared state visibility. visibleTo is 'all', 'audience' (every member and every viewer of
+-- the room's audience), 'host' or a list of user ids; the host always reads. readers() is nil
+-- for "every member", else the list of ids to publish to (members only: visibility to a user
+-- id follows the member). Viewers read the 'audience' entries only (state_json's viewer).
 local function can_read(room, visible, user_id)
-  if visible == 'all' or user_id == room.hostId then return true end
+  if visible == 'all' or visible == 'audience' or user_id == room.hostId then return true end
   if type(visible) == 'table' then
     for _, id in ipairs(visible) do if id == user_id then return true end end
   end
@@ -260,7 +261,7 @@ local function can_read(room, visible, user_id)
 end
 
 local function readers(room, visible)
-  if visible == 'all' then return nil end
+  if visible == 'all' or visible == 'audience' then return nil end
   local ids = {room.hostId}
   if type(visible) == 'table' then
     for _, id in ipairs(visible) do
@@ -270,13 +271,16 @@ local function readers(room, visible)
   return ids
 end
 
--- {"key":{"value":...,"version":n},...}: the entries user_id may read, values verbatim.
-local function state_json(room, user_id)
+-- {"key":{"value":...,"version":n},...}: the entries user_id may read, values verbatim
+-- (viewer: user_id is a viewer of the audience, who reads the 'audience' entries only).
+local function state_json(room, user_id, viewer)
   local parts = {}
   local flat = redis.call('HGETALL', STATE)
   for i = 1, #flat, 2 do
     local key, entry = flat[i], cjson.decode(flat[i + 1])
-    if can_read(room, entry.visibleTo, user_id) then
+    local readable
+    if viewer then readable = entry.visibleTo == 'audience' else readable = can_read(room, entry.visibleTo, user_id) end
+    if readable then
       local value = redis.call('HGET', VALUES, key)
       if value then
         table.insert(parts, cjson.encode(key) .. ':{"value":' .. value .. ',"version":' .. entry.version .. '}')
@@ -284,4 +288,26 @@ local function state_json(room, user_id)
     end
   end
   return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- The audience (rooms created with audience = true). A viewer is admitted in AUDIENCE; its
+-- sockets are counted per instance in ONLINE (HINCRBY: O(1) per connect/disconnect). The
+-- count the host sees (audience:count, room.audienceCount) is published at most every
+-- AUDIENCE_COUNT_MS by audience_count.lua; connect/disconnect only say when it is due.
+local AUDIENCE_COUNT_MS = 1000
+
+-- When audience_count.lua should run next: now, or a second after the last published count.
+local function audience_count_due(room, now)
+  return math.max(now, (tonumber(room.audienceCountAt) or 0) + AUDIENCE_COUNT_MS)
+end
+
+-- An audience key written outside touch() (a join, a connect) gets the room's remaining TTL.
+local function expire_with_room(key)
+  local pttl = redis.call('PTTL', ROOM)
+  if pttl > 0 then redis.call('PEXPIRE', key, pttl) end
+end
+
+-- {"audienceId", "displayName", "role": "viewer"}: the `you` of a viewer's room:state.
+local function viewer_you(viewer)
+  return {audienceId = viewer.id, displayName = viewer.displayName, role = 'viewer'}
 end

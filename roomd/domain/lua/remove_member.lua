@@ -14,7 +14,17 @@ if kick then
   if target == actor then return redis.error_reply('CANNOT_KICK_SELF') end
 end
 local leaving = load_user(target)
-if not leaving then return redis.error_reply('MEMBER_NOT_FOUND') end
+if not leaving then
+  -- A viewer of the room's audience (kick only): it leaves the audience (its token dies: the
+  -- connect and rejoin check it), audience:kicked to it alone, its sockets closed with 4403.
+  if kick and room.audience and redis.call('HDEL', AUDIENCE, target) == 1 then
+    publish(room, 'audience:kicked', {audienceId = target},
+            {aud = 2, to = {target}, close = {code = 4403, userId = target}})
+    touch(room, ttl, now)
+    return reply({'', 0, room.seq})
+  end
+  return redis.error_reply('MEMBER_NOT_FOUND')
+end
 unindex_socket(code, leaving)
 redis.call('HDEL', USERS, target)
 local meta = {skip = target, close = {userId = target, code = kick and 4403 or 1000}}

@@ -1,6 +1,7 @@
 -- ARGV: code, actor_id ('' = administrator), key, ifVersion or '', ttl_ms, now
 -- Host (or administrator) only. Deletes a shared state entry and tells its readers
--- (state:deleted, version = its seq). A missing entry changes nothing.
+-- (state:deleted, version = its seq; the audience's viewers too for an entry visible to
+-- 'audience'). A missing entry changes nothing.
 -- Returns the room's seq after the change.
 local code, actor, key, if_version = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ttl, now = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -21,6 +22,6 @@ redis.call('HDEL', STATE, key)
 redis.call('HDEL', VALUES, key)
 room.stateBytes = math.max(0, (room.stateBytes or 0) - (entry.size or 0))
 publish(room, 'state:deleted', {key = key, version = room.seq + 1, by = actor == '' and 'ADMIN' or actor},
-        {to = readers(room, entry.visibleTo)})
+        {to = readers(room, entry.visibleTo), aud = entry.visibleTo == 'audience' and 1 or nil})
 touch(room, ttl, now)
 return reply(room.seq)

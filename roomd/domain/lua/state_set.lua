@@ -4,7 +4,9 @@
 -- entries and sets their rules; another member may change the value of an entry it may
 -- write. The new version is the seq of the state:changed, published to the entry's
 -- readers only; members who could read it before a visibility change but no longer can
--- get a state:deleted first. Returns the seq of the state:changed.
+-- get a state:deleted first. visibleTo 'audience': every member and every viewer of the
+-- room's audience (state:changed with aud 1); an entry that leaves 'audience' is deleted for
+-- the viewers (state:deleted, aud 2). Returns the seq of the state:changed.
 local code, actor, key, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local visible_arg, writable_arg, if_version = ARGV[5], ARGV[6], ARGV[7]
 local max_keys, max_bytes = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -61,12 +63,16 @@ if entry and new_readers then
     publish(room, 'state:deleted', {key = key, version = room.seq + 1, by = by}, {to = lost})
   end
 end
+if entry and entry.visibleTo == 'audience' and visible ~= 'audience' then
+  publish(room, 'state:deleted', {key = key, version = room.seq + 1, by = by}, {aud = 2})
+end
 local version = room.seq + 1
 redis.call('HSET', STATE, key, cjson.encode({version = version, visibleTo = visible,
                                                         writableBy = writable, size = #value}))
 redis.call('HSET', VALUES, key, value)
 room.stateBytes = bytes
 publish_raw(room, 'state:changed', '{"key":' .. cjson.encode(key) .. ',"value":' .. value ..
-            ',"version":' .. version .. ',"by":' .. cjson.encode(by) .. '}', {to = new_readers})
+            ',"version":' .. version .. ',"by":' .. cjson.encode(by) .. '}',
+            {to = new_readers, aud = visible == 'audience' and 1 or nil})
 touch(room, ttl, now)
 return reply(room.seq)
