@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
+from roomd.config import from_env
 from roomd.domain.bus_message import BusMessage, frame_of
 from roomd.domain.overview import Overview
+from roomd.domain.redis_target import target_from_settings
 from roomd.domain.store import RoomOptions, RoomStore, make_redis_client
 from tests.roomctl.conftest import Roomctl, as_json, invoke
 from tests.roomctl.test_completion import complete
@@ -14,6 +17,7 @@ from tests.roomctl.test_live import roomctl as run_roomctl
 from tests.roomctl.test_stats_events import following
 from tests.support.clients import Api, Socket, http
 from tests.support.processes import RedisServer, RoomdProcess
+from tests.support.redis_ha import ClusterServers
 
 INSTANCE = "test-host:1:8000:aaaa"
 DEAD = "dead-host:9:8000:bbbb"  # never heartbeats: its viewers are not counted
@@ -372,3 +376,38 @@ async def live_roomctl(redis: RedisServer, *args: str) -> dict:
     status, out = await run_roomctl(redis, *args)
     assert status == 0, out
     return json.loads(out)
+
+
+async def test_audience_on_a_cluster(redis_cluster: ClusterServers) -> None:
+    """The audience read on a Redis Cluster: live instances (one slot) and each room's keys (its own) in one
+    pipeline, viewers with HSCAN on the room's master, a viewer's kick and the audience lock as scripts."""
+    target = target_from_settings(from_env(redis_cluster.env()))
+    client: Any = target.command_client(command_timeout=5, connect_timeout=2)
+    try:
+        store = RoomStore(client, ttl_seconds=600, sharded_pubsub=True)
+        codes = [await audience_room(store) for _ in range(3)]  # rooms on several masters, most likely
+        viewers = {code: [await admit(store, code, f"V{n}") for n in range(3)] for code in codes}
+        await live(store)
+        for code in codes:
+            await connect_viewers(store, code, INSTANCE, *viewers[code][:2])
+        await store.open_poll(codes[0], None, "q1", ["Yes", "No"])
+        await store.vote(codes[0], viewers[codes[0]][0], "q1", "No")
+        env: dict[str, str | None] = {**redis_cluster.env()}
+
+        def ctl(*args: str) -> dict:
+            return as_json(invoke("--json", *args, env=env))
+
+        listed = await asyncio.to_thread(ctl, "rooms", "list", "--with-audience")
+        assert {(r["code"], r["audienceConnected"], r["audienceAdmitted"]) for r in listed["rooms"]} == {
+            (code, 2, 3) for code in codes
+        }
+        page = await asyncio.to_thread(ctl, "rooms", "audience", codes[1])
+        assert [v["id"] for v in page["viewers"]] == viewers[codes[1]]
+        assert (await asyncio.to_thread(ctl, "rooms", "poll", codes[0]))["poll"]["counts"] == {"Yes": 0, "No": 1}
+        kicked = await asyncio.to_thread(ctl, "rooms", "kick", codes[2], "--yes", "--", viewers[codes[2]][2])
+        assert kicked["role"] == "viewer"
+        assert (await asyncio.to_thread(ctl, "rooms", "audience-lock", codes[2], "--on"))["audienceLocked"] is True
+        shown = await asyncio.to_thread(ctl, "rooms", "show", codes[2])
+        assert (shown["room"]["audienceAdmitted"], shown["room"]["audienceLocked"]) == (2, True)
+    finally:
+        await client.aclose()
