@@ -63,7 +63,7 @@ def rooms_audience(ctl: Ctl, code: str, limit: int, cursor: str | None, name: st
         if summary is None:
             raise Failure(f"room {code} not found")
         if summary.audience is None:
-            return None, ViewerPage([], None, 0)
+            return None, ViewerPage([], None)
         return summary.audience, await b.overview.viewers(code, limit, cursor, name)
 
     audience, page = ctl.run(read)

@@ -20,8 +20,8 @@ roomd counts it: the connected viewers are the sum of the ``audience:online`` fi
 of *live* instances (a dead instance's field lingers until roomd's count script drops
 it), the admitted viewers are the ``audience`` hash's length. A room's viewers (up to
 ``AUDIENCE_MAX``, 10,000) are read with HSCAN, a chunk at a time, never one HGETALL
-that would hold Redis for the whole hash; the current (or last) poll is three reads of
-its own keys. Rooms without an audience cost nothing more.
+that would hold Redis for the whole hash. (The poll is read by ``RoomStore.get_poll``,
+the one reader of the poll keys.) Rooms without an audience cost nothing more.
 """
 
 from __future__ import annotations
@@ -93,7 +93,6 @@ class Page:
 class ViewerPage:
     viewers: list[dict[str, Any]]  # as stored ({id, displayName, joinedAt}), oldest first
     next_cursor: str | None  # pass to the next viewers call; None on the last page
-    matched: int  # viewers that passed the name filter (all admitted ones without it)
 
 
 @dataclass(frozen=True)
@@ -172,27 +171,20 @@ class Overview:
     async def _with_audience(self, found: list[RoomSummary | None]) -> list[RoomSummary | None]:
         """The summaries, those of rooms with an audience completed with it: one more round trip,
         only when the page has such rooms (the live instances, each room's online and admitted)."""
-        watched = [n for n, s in enumerate(found) if s is not None and s.room.get("audience")]
+        watched = [(n, s) for n, s in enumerate(found) if s is not None and s.room.get("audience")]
         if not watched:
             return found
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(self.keys.instances, now_ms() - INSTANCE_STALE_MS, "+inf")
-            for n in watched:
-                code = found[n].room["code"]  # type: ignore[union-attr]
-                pipe.hgetall(self.keys.audience_online(code))
-                pipe.hlen(self.keys.audience(code))
+            for _, summary in watched:
+                pipe.hgetall(self.keys.audience_online(summary.room["code"]))
+                pipe.hlen(self.keys.audience(summary.room["code"]))
             raw = await guard(pipe.execute(), self.timeout)
         live = {_text(i) for i in raw[0]}
         done = list(found)
-        for k, n in enumerate(watched):
-            summary = found[n]
-            assert summary is not None
+        for k, (n, summary) in enumerate(watched):
             online, admitted = raw[1 + 2 * k], raw[2 + 2 * k]
-            audience = Audience(
-                locked=bool(summary.room.get("audienceLocked")),
-                connected=online_size(online, live),
-                admitted=int(admitted),
-            )
+            audience = Audience(bool(summary.room.get("audienceLocked")), online_size(online, live), int(admitted))
             done[n] = RoomSummary(summary.room, summary.members, audience)
         return done
 
@@ -335,7 +327,7 @@ class Overview:
         rest = everyone if after is None else [v for v in everyone if _viewer_position(v) > after]
         page = rest[:limit]
         more = len(rest) > limit
-        return ViewerPage(page, encode_viewer_cursor(_viewer_position(page[-1])) if more else None, len(everyone))
+        return ViewerPage(page, encode_viewer_cursor(_viewer_position(page[-1])) if more else None)
 
     async def _scan_viewers(self, code: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -397,14 +389,10 @@ def describe(summary: RoomSummary) -> dict[str, Any]:
     ``audienceConnected`` (viewer sockets on live instances, read now) and ``audienceAdmitted``
     (viewers holding a valid token); both 0 for a room without an audience.
     """
-    room = summary.room
-    view = public_room(room, len(summary.members))
+    view = public_room(summary.room, len(summary.members))
     host = summary.host
     view["hostName"] = host["displayName"] if host else None
     view["connectedCount"] = summary.connected
-    view.setdefault("audience", bool(room.get("audience")))
-    view.setdefault("audienceLocked", bool(room.get("audienceLocked")))
-    view.setdefault("audienceCount", int(room.get("audienceCount") or 0))
     audience = summary.audience
     view["audienceConnected"] = audience.connected if audience else 0
     view["audienceAdmitted"] = audience.admitted if audience else 0
