@@ -14,6 +14,7 @@ from roomd.domain.store import RoomOptions, RoomStore, make_redis_client
 from tests.roomctl.conftest import Roomctl, as_json, invoke
 from tests.roomctl.test_completion import complete
 from tests.roomctl.test_live import roomctl as run_roomctl
+from tests.roomctl.test_state import TERMINAL
 from tests.roomctl.test_stats_events import following
 from tests.support.clients import Api, Socket, http
 from tests.support.processes import RedisServer, RoomdProcess
@@ -191,6 +192,19 @@ async def test_poll_shows_the_current_poll(roomctl: Roomctl, store: RoomStore) -
     assert plain[-3:] == ["CHOICE\tVOTES\tSHARE", "Yes\t0\t0%", "No\t1\t100%"]
     missing = await roomctl("rooms", "poll", "ZZZZ")
     assert missing.exit_code == 1 and missing.stderr == "error: room ZZZZ not found\n"
+
+
+async def test_on_a_terminal_the_titles_count_the_audience(roomctl: Roomctl, store: RoomStore) -> None:
+    code = await audience_room(store)
+    zoe = await admit(store, code, "[bold]Zoé")
+    await store.lock_audience(code, None, True)
+    await store.open_poll(code, None, "q1", ["Yes", "No"])
+    await store.vote(code, zoe, "q1", "Yes")
+    listed = await roomctl("rooms", "audience", code, env=TERMINAL)
+    assert f"Audience of room {code} (0 connected, 1 admitted, locked)" in listed.stdout
+    assert "[bold]Zoé" in listed.stdout  # names are text, never markup
+    poll = await roomctl("rooms", "poll", code, env=TERMINAL)
+    assert "Counts" in poll.stdout and "100%" in poll.stdout and "host only" in poll.stdout
 
 
 # -- kick and audience-lock: the host's own scripts, administrator as actor --------------------
