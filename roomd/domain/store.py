@@ -611,15 +611,16 @@ class RoomStore:
             raise DomainError(ErrorCode.MEMBER_NOT_FOUND)
 
     async def audience_connect(
-        self, code: str, audience_id: str, since: int | None = None, *, count: bool = True
+        self, code: str, audience_id: str, since: int | None = None, *, online: int | None = 1
     ) -> tuple[Snapshot | Resumed, int]:
-        """A viewer's socket: counted on this instance (``count``), and its first frames: the viewer's
-        ``room:state`` or, with ``since``, the missed events (unfiltered: the transport applies the
-        viewer rules). Also returns when the audience's count is due (ms; 0 if not counted)."""
+        """A viewer's socket, and its first frames: the viewer's ``room:state`` or, with ``since``, the
+        missed events (unfiltered: the transport applies the viewer rules). ``online``: the viewer
+        sockets of the room this instance holds now, this one included (its field in the room's
+        ONLINE hash is set to it; None: only read the snapshot). Also returns when the audience's
+        count is due (ms; 0 if not counted)."""
         since_arg = "" if since is None else since
-        raw = await self._room(
-            "audience_connect", code, audience_id, self.instance_id, now_ms(), since_arg, "1" if count else "0"
-        )
+        online_arg = "" if online is None else online
+        raw = await self._room("audience_connect", code, audience_id, self.instance_id, now_ms(), since_arg, online_arg)
         if _text(raw[0]) == "resumed":
             resumed = Resumed(
                 since=since or 0, seq=int(raw[1]), messages=[_bytes(m) for m in raw[4:]], incarnation=_text(raw[2])
@@ -630,19 +631,22 @@ class RoomStore:
 
     async def audience_snapshot(self, code: str, audience_id: str) -> Snapshot:
         """A live viewer socket's ``room:state`` again (it may have missed events); not counted again."""
-        snapshot, _ = await self.audience_connect(code, audience_id, count=False)
+        snapshot, _ = await self.audience_connect(code, audience_id, online=None)
         assert isinstance(snapshot, Snapshot)
         return snapshot
 
-    async def audience_disconnect(self, code: str) -> int:
-        """A viewer socket of this instance closed; returns when the audience's count is due (ms, 0: room gone)."""
-        return int(await self._room("audience_disconnect", code, self.instance_id, now_ms()))
+    async def audience_disconnect(self, code: str, online: int = 0) -> int:
+        """A viewer socket of this instance closed (``online``: the room's viewer sockets it still
+        holds); returns when the audience's count is due (ms, 0: room gone)."""
+        return int(await self._room("audience_disconnect", code, self.instance_id, now_ms(), online))
 
-    async def audience_count(self, code: str) -> tuple[int, int]:
-        """Count the audience over live instances; publish ``audience:count`` to the host if it changed
-        and the last is a second old. Returns (the count, when to run again in ms or 0)."""
+    async def audience_count(self, code: str, online: int | None = None) -> tuple[int, int]:
+        """Count the audience over live instances (``online``: this instance's viewer sockets of the
+        room, written first); publish ``audience:count`` to the host if it changed and the last is
+        a second old. Returns (the count, when to run again in ms or 0)."""
         live = await self._live_instances()
-        count, due = await self._room("audience_count", code, live, now_ms())
+        online_arg = "" if online is None else online
+        count, due = await self._room("audience_count", code, live, now_ms(), self.instance_id, online_arg)
         return int(count), int(due)
 
     async def lock_audience(self, code: str, actor_id: str | None, locked: bool) -> tuple[bool, int]:

@@ -24,9 +24,10 @@ registers with the hub as a viewer (reached by the bus's ``aud`` only), runs
 ``audience_connect`` instead of the member's connect (no presence, no ``user:connected``: it
 counts the socket on this instance), gets the viewer's ``room:state`` (with ``you``), and may
 send :data:`~roomd.transport.commands.VIEWER_EVENTS` only (anything else: ``NOT_ALLOWED``).
-Each connect and close says when the audience's count is due; this instance then runs the
-count script once per room at that time (``Services.nudges``): the host gets
-``audience:count`` at most once a second however many viewers come and go.
+Each connect and close writes this instance's number of viewer sockets of the room (the hub
+knows it) and says when the audience's count is due; this instance then runs the count script
+once per room at that time (``Services.nudges``): the host gets ``audience:count`` at most once a
+second however many viewers come and go.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _count_audience(services: Services, code: str, due_ms: int) -> None:
     store = services.store
 
     async def run() -> int | None:
-        _, again = await store.audience_count(code)
+        _, again = await store.audience_count(code, services.hub.viewers(code))
         return again or None
 
     services.nudges.at(("audience:count", code), due_ms, run)
@@ -248,7 +249,8 @@ class RoomSocket(JsonErrors, WebSocketHandler):
                 services.bus.unsubscribe(self.room_code)
                 return
             if self.viewer:
-                first, due = await services.store.audience_connect(self.room_code, self.user_id, since)
+                online = services.hub.viewers(self.room_code)  # this socket included
+                first, due = await services.store.audience_connect(self.room_code, self.user_id, since, online=online)
                 _count_audience(services, self.room_code, due)
             else:
                 first = await services.store.connect_since(self.room_code, self.user_id, self.socket_id, since)
@@ -521,7 +523,8 @@ class RoomSocket(JsonErrors, WebSocketHandler):
         while True:
             try:
                 if self.viewer:  # uncounted on this instance; the host's count follows
-                    due = await self.services.store.audience_disconnect(self.room_code)
+                    online = self.services.hub.viewers(self.room_code)  # this socket left the hub already
+                    due = await self.services.store.audience_disconnect(self.room_code, online)
                     _count_audience(self.services, self.room_code, due)
                 else:
                     await self.services.store.disconnect(self.room_code, self.user_id, self.socket_id)

@@ -365,3 +365,12 @@ async def test_viewer_resumes_with_since(two: list[RoomdProcess]) -> None:
         ("state:changed", "shown"),
     ]
     assert "secret" not in json.dumps(frames)
+
+
+async def test_an_expired_room_closes_its_viewers(spawn_roomd: Callable[..., RoomdProcess]) -> None:
+    process = spawn_roomd(ROOM_TTL_SECONDS="2", **FAST)
+    code = (await Api(process.http).create("Host", audience=True))["roomCode"]
+    viewer = await watch(process, code)  # a viewer does not keep the room alive
+    frames = await viewer.until("room:closed", timeout=10)
+    assert frames[-1]["data"] == {"reason": "EXPIRED"} and "seq" not in frames[-1]
+    assert await viewer.sock.closed() == 4410

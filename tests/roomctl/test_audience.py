@@ -38,11 +38,12 @@ async def admit(store: RoomStore, code: str, name: str) -> str:
 
 
 async def connect_viewers(store: RoomStore, code: str, instance: str, *audience_ids: str) -> None:
-    """Viewer sockets on roomd instance ``instance`` (counted on it, as its WebSocket handler does)."""
+    """Viewer sockets on roomd instance ``instance`` (counted on it, as its WebSocket handler does:
+    each connect writes the instance's number of viewer sockets of the room)."""
     store.instance_id = instance
     try:
-        for audience_id in audience_ids:
-            await store.audience_connect(code, audience_id)
+        for online, audience_id in enumerate(audience_ids, 1):
+            await store.audience_connect(code, audience_id, online=online)
     finally:
         store.instance_id = ""
 

@@ -1,4 +1,5 @@
--- ARGV: code, live instances (JSON list of ids whose heartbeat is fresh; '' = every one counts), now
+-- ARGV: code, live instances (JSON list of ids whose heartbeat is fresh; '' = every one counts), now,
+--       instance, online (its viewer sockets of this room, re-asserted first; '' = none to assert)
 -- The audience's size: the sum of ONLINE over live instances (a dead instance's field is
 -- dropped here: its viewers are gone, and reconnect elsewhere). Run by a roomd instance's timer
 -- when a connect or disconnect said a count is due (a nudge: the truth is here). If the size
@@ -8,10 +9,12 @@
 -- stay (viewers do not keep a room alive). Returns {count, due}: due = when to run again (ms)
 -- if a change is waiting for the interval, else 0.
 local live, now = live_set(ARGV[2]), tonumber(ARGV[3])
+local instance, online = ARGV[4] or '', tonumber(ARGV[5] or '')
 local raw = redis.call('GET', ROOM)
 if not raw then return reply({0, 0}) end
 local room = cjson.decode(raw)
 if not room.audience then return reply({0, 0}) end
+if online then set_online(instance, online) end
 local flat = redis.call('HGETALL', ONLINE)
 local count, dead = 0, {}
 for i = 1, #flat, 2 do

@@ -291,7 +291,8 @@ local function state_json(room, user_id, viewer)
 end
 
 -- The audience (rooms created with audience = true). A viewer is admitted in AUDIENCE; its
--- sockets are counted per instance in ONLINE (HINCRBY: O(1) per connect/disconnect). The
+-- sockets are counted per instance in ONLINE (each instance writes its own count: O(1) per
+-- connect/disconnect, and self-repairing). The
 -- count the host sees (audience:count, room.audienceCount) is published at most every
 -- AUDIENCE_COUNT_MS by audience_count.lua; connect/disconnect only say when it is due.
 local AUDIENCE_COUNT_MS = 1000
@@ -305,6 +306,16 @@ end
 local function expire_with_room(key)
   local pttl = redis.call('PTTL', ROOM)
   if pttl > 0 then redis.call('PEXPIRE', key, pttl) end
+end
+
+-- ONLINE[instance] = online, the instance's own count of its viewer sockets (the field goes at 0).
+local function set_online(instance, online)
+  if online > 0 then
+    redis.call('HSET', ONLINE, instance, online)
+    expire_with_room(ONLINE)
+  else
+    redis.call('HDEL', ONLINE, instance)
+  end
 end
 
 -- {"audienceId", "displayName", "role": "viewer"}: the `you` of a viewer's room:state.
