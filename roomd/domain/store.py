@@ -44,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from roomd.config import Settings
 from roomd.domain import keys, roomcodes
 from roomd.domain.errors import DomainError, StoreUnavailable
+from roomd.domain.pipeline import CallPipeline
 from roomd.protocol import ClosedReason, ErrorCode
 
 T = TypeVar("T")
@@ -216,20 +217,49 @@ class LuaScript:
     ``RedisCluster`` sends to *every* master: while one master is down (a failover),
     a script's first run on any healthy shard then fails. ``EVAL`` routes by the
     script's keys, like ``EVALSHA``, so only the room's own shard is involved.
+
+    With a ``pipeline`` (one Redis or Sentinel: :func:`script_pipeline`) the call goes
+    through it, batched with the other calls of the same loop iteration; on a Cluster
+    through the client (redis-py routes it to the slot's node).
     """
 
-    __slots__ = ("client", "sha", "text")
+    __slots__ = ("client", "pipeline", "sha", "text")
 
-    def __init__(self, client: aioredis.Redis, text: str) -> None:
+    def __init__(self, client: aioredis.Redis, text: str, pipeline: CallPipeline | None = None) -> None:
         self.client = client
+        self.pipeline = pipeline
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        pipeline = self.pipeline
+        if pipeline is not None:
+            try:
+                return await pipeline.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return await pipeline.execute("EVAL", self.text, len(keys), *keys, *args)
         try:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await self.client.eval(self.text, len(keys), *keys, *args)
+
+
+def script_pipeline(client: aioredis.Redis, command_timeout: float | None) -> CallPipeline | None:
+    """The auto-pipelining connection for ``client``'s scripts, or None on a Cluster.
+
+    A ``RedisCluster`` has no single pool: its calls keep redis-py's path (routing a
+    batch by slot to several nodes is possible, not done yet).
+    """
+    if not isinstance(client, aioredis.Redis):  # a RedisCluster (not a subclass of Redis)
+        return None
+    pool = client.connection_pool
+    connect_timeout = pool.connection_kwargs.get("socket_connect_timeout")
+    if connect_timeout is not None and command_timeout is not None:
+        connect_timeout += command_timeout  # the connect, then the handshake's replies
+    # A caller timing out (command_timeout) while Redis has answered nothing for half that
+    # long means the connection is stuck, not that one call was slow: it is replaced.
+    stall = None if command_timeout is None else command_timeout / 2
+    return CallPipeline(pool, stall_timeout=stall, connect_timeout=connect_timeout)
 
 
 class RoomStore:
@@ -270,8 +300,11 @@ class RoomStore:
         self.code_alphabet = code_alphabet
         self.code_length = code_length
         self.max_users = max_users
+        # One pipelined connection per store for every script call (see LuaScript).
+        self.pipeline = script_pipeline(client, command_timeout)
         self._scripts: dict[str, LuaScript] = {
-            name: LuaScript(client, script_text(name, sharded_pubsub)) for name in ROOM_SCRIPTS + INDEX_SCRIPTS
+            name: LuaScript(client, script_text(name, sharded_pubsub), self.pipeline)
+            for name in ROOM_SCRIPTS + INDEX_SCRIPTS
         }
 
     @classmethod
