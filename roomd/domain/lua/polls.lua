@@ -41,9 +41,9 @@ local function publish_tally(room, poll, now)
   return seq
 end
 
--- The `poll` of a room:state: the open poll {pollId, choices, prompt ('' if none), publicTallies, vote, counts?,
--- votes?} as JSON, or 'null'. vote = viewer_id's choice (null for a member or no vote yet);
--- counts and votes only with_counts (the host) or when the tallies are public.
+-- The `poll` of a room:state: the open poll {pollId, choices, prompt ('' if none), publicTallies,
+-- vote, counts?, votes?} as JSON, or 'null'. vote = viewer_id's choice (null for a member or no
+-- vote yet); counts and votes only with_counts (the host) or when the tallies are public.
 local function poll_json(room, viewer_id, with_counts)
   local poll = load_poll()
   if not poll or not poll.open then return 'null' end
