@@ -170,3 +170,116 @@ async def test_game_api_state_messages_acks_and_recovery(browser: Browser, roomd
         "notHost": ["RoomdError", "NOT_HOST", "room:close"],
         "closed": ["number", "HOST_CLOSED", "HOST_CLOSED"],
     }
+
+
+VIEWER_SCRIPT = """async ([base]) => {
+  const { createRoom, watchRoom, RoomdClient } = await import("/client/roomd.js");
+  // Each wait fails after 5 s naming what it waited for (a failure says where it stopped).
+  const timed = (what, start) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`waited 5 s for ${what}`)), 5000);
+    start((value) => { clearTimeout(timer); resolve(value); });
+  });
+  const once = (client, event) => timed(event, (done) => client.on(event, done));
+  const until = (client, test) => timed(test.toString(), (done) => {
+    if (test()) return done();
+    const off = client.on("change", () => { if (test()) { off(); done(); } });
+  });
+  const failure = (promise) => promise.then(() => "resolved", (err) => err.code);
+  const out = {};
+  const host = await createRoom(base, "Screen", { audience: true });
+  host.storage = null;
+  host.connect();
+  await until(host, () => host.status === "open");
+  const code = host.session.roomCode;
+  out.room = [host.room.audience, host.room.audienceLocked, host.audienceCount];
+  out.noName = await failure(watchRoom(base, code, { displayName: " ", storage: null }));
+
+  const storage = { data: {}, getItem(k) { return this.data[k] ?? null; }, setItem(k, v) { this.data[k] = v; },
+    removeItem(k) { delete this.data[k]; } };  // a page's sessionStorage, to resume from
+  const viewer = await watchRoom(base, code.toLowerCase(), { displayName: "Zoe", storage, storageKey: "v" });
+  viewer.connect();
+  await until(viewer, () => viewer.status === "open");
+  out.viewer = [viewer.role, viewer.you, viewer.me, viewer.isHost, viewer.users.map((u) => u.displayName)];
+  out.sameId = viewer.you.audienceId === viewer.session.userId;
+  await until(host, () => host.audienceCount === 1);  // audience:count, to the host
+
+  // What a viewer reads and receives: entries visible to "audience", game:send {to: "audience"}.
+  const messages = [];
+  viewer.on("message", (m) => messages.push(m.type));
+  await host.setState("members", 1);                                  // "all": members only
+  await host.setState("stage", { n: 1 }, { visibleTo: "audience" }); // every member and viewer
+  await host.send("confetti", 1, { to: "audience" });
+  await until(viewer, () => "stage" in viewer.state && messages.length === 1);
+  out.keys = Object.keys(viewer.state);
+  out.messages = messages;
+  out.notAllowed = [
+    await failure(viewer.setState("stage", 2)), await failure(viewer.send("hi")), await failure(viewer.kick("x")),
+  ];
+
+  // A poll: viewers vote (and change their vote), the host sees tallies and the exact count.
+  out.memberVote = await failure(host.vote("p1", "A"));
+  await host.openPoll({ pollId: "p1", choices: ["A", "B"], prompt: "Which?" });
+  await until(viewer, () => viewer.poll?.open);
+  out.opened = [viewer.poll.pollId, viewer.poll.choices, viewer.poll.prompt, viewer.poll.vote];
+  out.again = await failure(host.openPoll({ pollId: "p2", choices: ["A", "B"] }));
+  await viewer.vote("p1", "A");
+  await viewer.vote("p1", "B");
+  out.voted = viewer.poll.vote;
+  out.wrongPoll = await failure(viewer.vote("p0", "A"));
+  await until(host, () => host.poll?.votes === 1 && host.poll.counts.B === 1);  // poll:tally
+  const seen = once(viewer, "poll:closed");
+  await host.closePoll("p1");
+  out.final = [host.poll.open, host.poll.counts, host.poll.votes];
+  out.viewerClosed = [await seen, viewer.poll.open, viewer.poll.counts];
+  out.closedVote = await failure(viewer.vote("p1", "A"));
+
+  // A reloaded viewer page resumes the same admission.
+  const again = new RoomdClient({ storage, storageKey: "v" });
+  out.resumed = [again.resume()?.userId === viewer.session.userId, again.role];
+  out.url = viewer._socket.url.includes("room=" + code);
+  const traded = await viewer.rejoin();  // a viewer's token refresh: same viewer, still a viewer
+  out.rejoined = [traded.userId === viewer.you.audienceId, traded.role];
+
+  // Host controls: lock the audience, kick a viewer.
+  await host.lockAudience(true);
+  await until(host, () => host.room.audienceLocked === true);  // audience:lock_updated, to members
+  out.locked = await failure(watchRoom(base, code, { storage: null }));
+  const ended = once(viewer, "session:ended");
+  const kicked = once(viewer, "audience:kicked");
+  await host.kick(viewer.session.userId);
+  out.kicked = [(await kicked).audienceId === viewer.you.audienceId, await ended];
+  await until(host, () => host.audienceCount === 0);
+  await host.closeRoom();
+  return out;
+}"""
+
+
+async def test_the_viewer_api(browser: Browser, roomd: RoomdProcess) -> None:
+    """watchRoom, role/you/poll, what a viewer reads and may do, polls from both sides, lock, kick."""
+    page = await open_page(browser, roomd.http)
+    out = await asyncio.wait_for(page.evaluate(VIEWER_SCRIPT, [roomd.http]), 30)
+    role, you, me, is_host, users = out.pop("viewer")
+    assert (role, you["displayName"], you["role"], me, is_host) == ("viewer", "Zoe", "viewer", None, False)
+    assert users == ["Screen"]  # viewers are not members
+    still_open, counts, votes = out.pop("final")
+    assert (still_open, {c: n for c, n in counts.items() if n}, votes) == (False, {"B": 1}, 1)  # exact, changed vote
+    assert out == {
+        "room": [True, False, 0],
+        "noName": "INVALID_DISPLAY_NAME",
+        "sameId": True,
+        "keys": ["stage"],
+        "messages": ["confetti"],
+        "notAllowed": ["NOT_ALLOWED", "NOT_ALLOWED", "NOT_ALLOWED"],
+        "memberVote": "NOT_ALLOWED",
+        "opened": ["p1", ["A", "B"], "Which?", None],
+        "again": "POLL_ALREADY_OPEN",
+        "voted": "B",
+        "wrongPoll": "POLL_NOT_OPEN",
+        "viewerClosed": [{"pollId": "p1"}, False, None],  # counts go to the host only (not public)
+        "closedVote": "POLL_NOT_OPEN",
+        "resumed": [True, "viewer"],
+        "url": True,
+        "rejoined": [True, "viewer"],
+        "locked": "AUDIENCE_LOCKED",
+        "kicked": [True, {"reason": "KICKED", "code": 4403}],
+    }

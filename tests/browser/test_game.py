@@ -157,7 +157,8 @@ async def test_reloads_mid_round(browser: Browser, roomd: RoomdProcess) -> None:
 
 async def test_a_phone_never_receives_another_players_entry(browser: Browser, roomd: RoomdProcess) -> None:
     """Checked on the wire, through a dropped socket and its replay: another player's answer
-    reaches a phone only as an anonymous option of its own vote prompt."""
+    reaches a phone only as an anonymous option of its own vote prompt, or anonymously in the
+    public `stage` (what the TV shows, for the audience) once its duel is on screen."""
     tv, phones = await start(browser, roomd.http)
     ana = phones[0]
     await ana.page.evaluate("quibble.client._socket.close()")  # a dropped socket...
@@ -175,8 +176,13 @@ async def test_a_phone_never_receives_another_players_entry(browser: Browser, ro
             text = json.dumps(frame)
             for other in phones:
                 if other is not phone and f"{other.name} secret" in text:
-                    assert frame["event"] == "state:changed" and frame["data"]["key"] == f"prompt:{phone.user_id}"
-                    assert frame["data"]["value"]["kind"] == "choice" and other.user_id not in text
+                    assert frame["event"] == "state:changed" and other.user_id not in text
+                    if frame["data"]["key"] == "stage":  # the duel on the TV, names not revealed yet
+                        duel = frame["data"]["value"]["duel"]
+                        assert duel["result"] is None and f"{other.name} secret" in " ".join(map(str, duel["answers"]))
+                        continue
+                    assert frame["data"]["key"] == f"prompt:{phone.user_id}"
+                    assert frame["data"]["value"]["kind"] == "choice"
 
 
 async def test_reachable_from_the_lobby(browser: Browser, roomd: RoomdProcess) -> None:

@@ -7,10 +7,16 @@
 //   answer:<id>    visible to <id>,  the phone's reply {for: promptId, value}; only the host
 //                  written by <id>   and that phone ever see it
 //   host:game      host only         the game record itself, so a reloaded screen carries on
+//   stage          audience          what the screen shows (rules.stage), for viewers watching
+//                                    from elsewhere (watch.html); members read it too
 //
 // and it listens to: "state" (a phone wrote its answer slot), "message" (the VIP's phone
 // sends "start"), and the member events. Every change goes through tick(): advance the
-// rules, publish what changed, re-arm the timer, redraw. docs/games.md walks through it.
+// rules, publish what changed, open or close the audience's poll, re-arm the timer, redraw.
+// The room admits an audience (viewers, not players; ?audience=0 turns it off): during each
+// duel the screen runs a poll (rules.audiencePoll) and its final count (poll:closed) gives
+// the audience's favourite answer bonus points (rules.recordAudience). docs/games.md walks
+// through it.
 import { RoomdClient } from "/client/roomd.js";
 import { ENDED, explain } from "/static/messages.js";
 import * as rules from "/static/game/rules.js";
@@ -21,6 +27,7 @@ const STATUS = { connecting: "connecting…", open: "", reconnecting: "reconnect
 
 // Phase lengths can be set in the address, e.g. host.html?rounds=1&answer=60&vote=20&reveal=4.
 const params = new URLSearchParams(location.search);
+const AUDIENCE = params.get("audience") !== "0"; // viewers may watch and vote (the default)
 const settings = {};
 for (const [param, name] of [["rounds", "rounds"], ["answer", "answerSeconds"], ["vote", "voteSeconds"], ["reveal", "revealSeconds"]]) {
   const value = Number(params.get(param));
@@ -32,6 +39,7 @@ const client = new RoomdClient({ storageKey: "quibble.screen" });
 let game = null; // the game record (rules.newGame), loaded from host:game after a reload
 let written = new Map(); // key -> JSON of the value last sent, so tick() only sends changes
 let timer;
+let polling = false; // a poll:open or poll:close in flight
 globalThis.quibble = { client, game: () => game }; // for the browser console (and the tests)
 
 // -- the game loop --------------------------------------------------------------
@@ -46,6 +54,7 @@ function tick() {
   const present = new Set(client.users.map((u) => u.id));
   rules.advance(game, Date.now(), present);
   publish();
+  syncPoll();
   clearTimeout(timer);
   if (game.deadline !== null) timer = setTimeout(tick, Math.max(0, game.deadline - Date.now()) + 20);
   render();
@@ -60,6 +69,7 @@ function publish() {
   write("app", APP);
   write("host:game", game, { visibleTo: "host" });
   write("scores", rules.scoreboard(game));
+  if (client.room?.audience) write("stage", rules.stage(game), { visibleTo: "audience" });
   const waiting = candidates().length;
   for (const user of client.users) {
     if (user.id === client.session.userId) continue;
@@ -87,6 +97,31 @@ function write(key, value, options = {}) {
   });
 }
 
+/**
+ * Keep the room's poll in step with the game: the poll of the duel being voted on is open,
+ * any other is closed (its final count arrives as poll:closed). One request at a time; the
+ * next tick() carries on after a failure.
+ */
+function syncPoll() {
+  if (!client.room?.audience || polling || client.status !== "open") return;
+  const want = rules.audiencePoll(game);
+  const poll = client.poll;
+  let request = null;
+  if (poll?.open && poll.pollId !== want?.pollId) request = client.closePoll(poll.pollId);
+  else if (want && poll?.pollId !== want.pollId) request = client.openPoll({ ...want, publicTallies: false });
+  if (!request) return;
+  polling = true;
+  request
+    .then(() => {
+      polling = false;
+      syncPoll();
+    })
+    .catch((err) => {
+      polling = false;
+      console.warn("quibble: audience poll", err.code); // the game goes on without it
+    });
+}
+
 /** A phone wrote its answer slot. */
 function onAnswer(id, value) {
   if (game && rules.recordAnswer(game, id, value)) tick();
@@ -106,6 +141,12 @@ client.on("room:state", () => {
 client.on("state", ({ key, value, deleted }) => {
   if (!deleted && key.startsWith("answer:")) onAnswer(key.slice("answer:".length), value);
 });
+client.on("poll:closed", ({ pollId, counts }) => {
+  // The exact final count of a duel's audience poll: the favourite answer's bonus.
+  if (game && client.isHost && rules.recordAudience(game, pollId, counts)) tick();
+});
+client.on("poll", () => render());
+client.on("audience:count", () => renderAudience());
 client.on("message", ({ from, type }) => {
   if (type === "start" && from === vip() && (game?.status === "lobby" || game?.status === "end")) startGame();
 });
@@ -138,9 +179,16 @@ function element(tag, className, text) {
   return node;
 }
 
+function renderAudience() {
+  const room = client.room;
+  $("audience").hidden = !room?.audience;
+  $("audience").textContent = `${client.audienceCount} watching`;
+}
+
 function render() {
   const room = client.room;
   if (!room) return;
+  renderAudience();
   $("footer-code").textContent = `Room ${room.code}`;
   $("close-room").hidden = !client.isHost;
   if (!client.isHost) {
@@ -155,6 +203,10 @@ function render() {
     const waiting = candidates();
     $("join-url").textContent = location.host;
     $("room-code").textContent = room.code;
+    const watch = `${location.origin}/static/game/watch.html?code=${room.code}`;
+    $("watch").hidden = !room.audience;
+    $("watch-url").textContent = watch;
+    $("watch-url").href = watch;
     $("players").replaceChildren(
       ...waiting.map((u) => {
         const li = element("li", "player", u.displayName);
@@ -196,7 +248,8 @@ function render() {
         const side = sides[i];
         const votes = game.result.votes[side];
         const sweep = game.result.sweep === side ? " · QUIBBLE!" : "";
-        caption.textContent = `${players.get(authors[i]) ?? "?"} · ${votes} vote${votes === 1 ? "" : "s"} · +${game.result.points[side]}${sweep}`;
+        const favourite = game.result.audience?.bonus === side ? ` · audience +${game.result.audience.points}` : "";
+        caption.textContent = `${players.get(authors[i]) ?? "?"} · ${votes} vote${votes === 1 ? "" : "s"} · +${game.result.points[side]}${sweep}${favourite}`;
         card.classList.toggle("winner", votes > game.result.votes[1 - side]);
       } else {
         caption.textContent = "";
@@ -207,6 +260,8 @@ function render() {
     $("vote-hint").textContent = game.result
       ? `Prompt ${game.matchup + 1} of ${game.prompts.length}`
       : `Vote on your phone! ${Object.keys(game.votes).length} of ${voters} votes in`;
+    $("audience-hint").hidden = !room.audience;
+    $("audience-hint").textContent = audienceLine(prompt, sides, players, authors);
     show("vote");
   } else {
     const final = game.status === "end";
@@ -222,6 +277,21 @@ function render() {
     show("scores");
   }
   renderTimer();
+}
+
+/** The audience's part of a duel: running votes while it is open, then the favourite. */
+function audienceLine(prompt, sides, players, authors) {
+  const audience = game.result?.audience;
+  if (audience) {
+    const [left, right] = sides.map((side) => audience.votes[side]);
+    if (audience.bonus === null) return `Audience: ${left} to ${right}, no favourite`;
+    const name = players.get(prompt.authors[audience.bonus]) ?? "?";
+    return `Audience: ${left} to ${right} · favourite: ${name} +${audience.points}`;
+  }
+  if (game.result) return "Audience: counting…";
+  const poll = client.poll;
+  const votes = poll?.open && poll.pollId === rules.audiencePoll(game)?.pollId ? (poll.votes ?? 0) : 0;
+  return `Audience: vote at ${location.host}/static/game/watch.html · ${votes} vote${votes === 1 ? "" : "s"}`;
 }
 
 function renderTimer() {
@@ -254,7 +324,7 @@ async function openRoom() {
     showMessage("");
     game = null;
     // One screen and up to 8 players; the screen stays host even if its Wi-Fi blinks.
-    await client.createRoom("Screen", { maxUsers: rules.MAX_PLAYERS + 1, hostMigration: "leave" });
+    await client.createRoom("Screen", { maxUsers: rules.MAX_PLAYERS + 1, hostMigration: "leave", audience: AUDIENCE });
     client.connect();
   } catch (err) {
     showMessage(explain(err));

@@ -242,7 +242,7 @@ export function stage(g) {
     const prompt = g.prompts[g.matchup];
     const sides = order(g);
     const duel = { id: prompt.id, n: g.matchup + 1, of: g.prompts.length, text: prompt.text, answers: shownAnswers(g, prompt) };
-    duel.poll = audiencePoll(g)?.pollId ?? null;
+    duel.poll = pollIdOf(prompt); // the audience's poll of this duel (open while the players vote)
     if (g.result) {
       const names = new Map(g.players.map((p) => [p.id, p.name]));
       const { votes, points, sweep, audience } = g.result;

@@ -82,6 +82,8 @@ function renderDuel(duel) {
         button.append(element("small", "caption", caption));
       }
       button.classList.toggle("picked", !!poll && poll.vote === choices[i]);
+      button.classList.toggle("revealed", !!result); // results stay readable on disabled buttons
+      button.classList.toggle("favourite", result?.audience?.bonus === i);
       button.disabled = !open || answer === null || voting;
       button.addEventListener("click", () => vote(duel.poll, choices[i]));
       return button;
