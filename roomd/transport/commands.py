@@ -169,6 +169,8 @@ def _poll_vote(nudges: Nudges) -> Handler:
     """A viewer's vote; a tally it could not publish yet becomes this instance's nudge for the room."""
 
     async def handler(store: RoomStore, caller: Caller, data: dict[str, Any]) -> int:
+        if caller.role != "viewer":  # the script refuses members too; this spares it the round trip
+            raise DomainError(ErrorCode.NOT_ALLOWED, "Only the audience's viewers vote in polls")
         code = caller.room_code
         vote = await store.vote(code, caller.user_id, data["pollId"], data["choice"])
         if vote.tally_due is not None:
