@@ -73,6 +73,7 @@ class Session:
         self.user_id = user_id
         self.socket_id = socket_id
         self.sink = sink
+        self._write = sink.write_wire  # bound once: the fan-out path calls it per socket per event
         self.viewer = viewer
         # Whether a replayed message is for this socket: the member rules or the viewer rules.
         self._for = BusMessage.for_viewer if viewer else BusMessage.for_user
@@ -101,7 +102,7 @@ class Session:
                 self.seq = seq
             if msg.plain:  # the fast path: most events
                 if msg.skip != self.user_id:
-                    self.sink.write_wire(wire)
+                    self._write(wire)
             else:
                 self._special(msg, wire, replay=False)
                 self._after_events()
