@@ -108,6 +108,10 @@ async def test_a_round_with_an_audience(browser: Browser, roomd: RoomdProcess) -
             await yan.page.screenshot(path=str(ARTIFACTS / "game-vote-viewer.png"))
         await vote(yan, picks["yan"])
         await expect(tv.locator("#audience-hint")).to_contain_text("· 2 votes")  # the host's running tally
+        if duel == 1:  # a reloaded TV finds the open poll and its counts in room:state, and carries on
+            await tv.reload()
+            await expect(tv.locator("#vote-prompt")).to_have_text(prompt)
+            await expect(tv.locator("#audience-hint")).to_contain_text("· 2 votes")
 
         (voter,) = [p for p in phones if p.name not in authors]
         side = 0 if duel == 0 else 1
