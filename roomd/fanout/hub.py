@@ -158,8 +158,10 @@ class Hub:
                 found += same
         return found
 
-    def viewers(self, code: str) -> int:
-        """Local viewer sockets of room ``code``."""
+    def viewers(self, code: str | None = None) -> int:
+        """Local viewer sockets of room ``code``, or of every room."""
+        if code is None:
+            return sum(len(room.viewers) for room in self._rooms.values())
         room = self._rooms.get(code)
         return len(room.viewers) if room is not None else 0
 

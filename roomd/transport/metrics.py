@@ -71,6 +71,9 @@ class _LiveCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield GaugeMetricFamily("roomd_open_sockets", "Open WebSocket connections in this process.", len(self.hub))
         yield GaugeMetricFamily(
+            "roomd_viewer_sockets", "Open WebSocket connections of viewers in this process.", self.hub.viewers()
+        )
+        yield GaugeMetricFamily(
             "roomd_local_rooms", "Rooms with at least one socket in this process.", len(self.hub.rooms())
         )
         yield CounterMetricFamily("roomd_bus_events", "Room events received from Redis pub/sub.", self.hub.received)

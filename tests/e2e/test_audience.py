@@ -307,6 +307,10 @@ async def test_viewers_on_two_processes_receive_broadcasts(two: list[RoomdProces
     seen = await seen_by_viewers(host, viewers, "done")
     for frames in seen.values():
         assert [d for _, t, d in game_messages(frames) if t == "round"] == [0, 1, 2]
+    for process in two:  # 3 viewers each; the host and P1 are members
+        text = (await http(process.http, "GET", "/metrics")).body
+        samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line[:1] != "#"}
+        assert samples["roomd_viewer_sockets"] == 3 and samples["roomd_open_sockets"] == 4
 
 
 async def test_kick_a_viewer(two: list[RoomdProcess]) -> None:
