@@ -41,8 +41,14 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     # issue 11: saturation at least the fan-out scenario's of the same run (see RELATIVE_TARGETS)
     "game-relay-saturation": ("deliveries/s", None),
     "game-relay-saturation-2procs": ("deliveries/s", None),
+    # issue 13: the audience (a host broadcast reaching 10,000 viewers, 5/s; 10,000 votes)
+    "audience-broadcast": ("deliveries/s", None),
+    "audience-broadcast-2procs": ("deliveries/s", None),
+    "audience-vote": ("votes/s", None),
+    "audience-vote-2procs": ("votes/s", None),
 }
-P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10, "game-relay-paced-5000": 5}
+P99_TARGETS = {"http-create": 50, "http-join": 50, "fanout-paced-2000": 10, "game-relay-paced-5000": 5,
+               "audience-broadcast": 100, "audience-broadcast-2procs": 100}  # fmt: skip
 # scenario -> the scenario whose median rate (same run) is its target
 RELATIVE_TARGETS = {
     "game-relay-saturation": "fanout-saturation",
@@ -51,7 +57,7 @@ RELATIVE_TARGETS = {
 GAME_RATES: list[float | None] = [None, 1000, 5000]  # player messages/s (None = closed loop); 1,000: below the knee
 
 
-def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str, Any]]:
+def loadgen(name: str, params: dict[str, Any], procs: int = 1, timeout: float = 300) -> list[dict[str, Any]]:
     """Run ``procs`` load-generator processes in parallel; their JSON results."""
     running = [
         subprocess.Popen(
@@ -64,7 +70,7 @@ def loadgen(name: str, params: dict[str, Any], procs: int = 1) -> list[dict[str,
     ]
     results = []
     for proc in running:
-        out, _ = proc.communicate(timeout=300)
+        out, _ = proc.communicate(timeout=timeout)
         if proc.returncode != 0:
             raise SystemExit(f"bench: load generator {name} failed ({proc.returncode})")
         lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
@@ -123,6 +129,45 @@ def game_relay_plan(bases: list[str], duration: float, rates: list[float | None]
     return run
 
 
+AUDIENCE_EXTRAS = (
+    "viewers", "viewers_failed", "admit_seconds", "connect_seconds", "audience_count_at_host", "missing_deliveries",
+    "short_viewers", "error_frames", "redis_cmds_per_s", "broadcasts", "votes_acked", "tally_votes", "tally_exact",
+    "close_to_tally_ms", "answers_after_window_ms", "host_tallies", "host_tallies_per_s", "unanswered",
+)  # fmt: skip
+
+
+def audience_plan(bases: list[str], args: Any, suffix: str, redis: Redis) -> Any:
+    """issue 13's audience: one room, ``--audience-viewers`` viewers, a broadcast phase and a vote phase."""
+
+    def run(pids: list[int]) -> dict[str, dict[str, float]]:
+        params = {"bases": bases, "viewers": args.audience_viewers, "procs": args.audience_procs,
+                  "duration": args.audience_duration, "rate": args.audience_rate, "window": args.vote_window,
+                  "redis_url": redis.url, "pids": pids, "redis_pid": redis.process.pid,
+                  "as_members": args.audience_as_members}  # fmt: skip
+        outcome = loadgen("audience", params, timeout=900)[0]
+        if "skipped" in outcome:
+            print(f"  audience{suffix}: skipped: {outcome['skipped']}", file=sys.stderr, flush=True)
+            return {}
+        summaries = {}
+        for kind, phase in zip(("broadcast", "vote"), outcome["phases"], strict=False):
+            name = f"audience-{kind}{suffix}"
+            summary = summarize([phase])
+            summary.update({k: float(phase[k]) for k in AUDIENCE_EXTRAS if k in phase})
+            if "last_viewer_latencies" in phase:
+                summary["last_viewer_p50_ms"] = percentile(phase["last_viewer_latencies"], 0.50) * 1000
+                summary["last_viewer_p99_ms"] = percentile(phase["last_viewer_latencies"], 0.99) * 1000
+            for note in ("first_failure", "first_error"):
+                if phase.get(note):
+                    print(f"  {name}: {note}: {phase[note]}", file=sys.stderr)
+            if phase.get("redis_top"):
+                top = ", ".join(f"{k} {v:.0f}/s" for k, v in phase["redis_top"].items())
+                print(f"  {name}: Redis commands: {top}", file=sys.stderr)
+            summaries[name] = summary
+        return summaries
+
+    return run
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -157,10 +202,11 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, float]:
         summary["target_rate"] = float(sum(r["target_rate"] for r in results))
         summary["sent_rate"] = sum(r.get("sent", 0) / r["send_span"] for r in results)
         summary["send_lag_p99_ms"] = percentile(lags, 0.99) * 1000
-    if "rt_latencies" in results[0]:  # game-relay: the player's round trip, and the load generator's own CPU
+    if "rt_latencies" in results[0]:  # game-relay: the player's round trip
         round_trips = [x for r in results for x in r["rt_latencies"]]
         summary["rt_p50_ms"] = percentile(round_trips, 0.50) * 1000
         summary["rt_p99_ms"] = percentile(round_trips, 0.99) * 1000
+    if "machine_cpu" in results[0]:  # game-relay, audience: the load generator's own CPU, Redis's, the rest
         summary["loadgen_cpu_pct"] = statistics.mean(r["loadgen_cpu"] for r in results)
         summary["redis_cpu_pct"] = statistics.mean(r["redis_cpu"] for r in results)
         # whatever else ran on the machine meanwhile (noise) = machine - roomd - load generator - Redis
@@ -217,6 +263,16 @@ def main() -> None:
     parser.add_argument(
         "--wait-quiet", type=float, default=0.0, metavar="SECONDS",
         help="before each round, wait up to SECONDS for the machine to be idle (shared machines)",
+    )  # fmt: skip
+    parser.add_argument("--audience-viewers", type=int, default=10_000, help="viewers in the audience room")
+    parser.add_argument("--audience-procs", type=int, default=4, help="viewer load-generator processes")
+    parser.add_argument("--audience-duration", type=float, default=5.0, help="seconds of host broadcasts")
+    parser.add_argument("--audience-rate", type=float, default=5.0, help="host broadcasts per second")
+    parser.add_argument("--vote-window", type=float, default=5.0, help="seconds over which the viewers vote")
+    parser.add_argument(
+        "--audience-as-members", action="store_true",
+        help="check the audience load generator against a roomd without the audience: members instead of viewers "
+        "(join, game:send to all; no vote phase; keep --audience-viewers to ~1,000: every connect is broadcast)",
     )  # fmt: skip
     args = parser.parse_args()
     QUIET["wait"] = args.wait_quiet
@@ -277,10 +333,56 @@ def main() -> None:
             finally:
                 for s in servers:
                     s.stop()
+        for suffix, processes in (("", 1), ("-2procs", 2)):
+            names = [f"audience-{kind}{suffix}" for kind in ("broadcast", "vote")]  # one population: both phases
+            if wanted and not any(n.startswith(p) for n in names for p in wanted):
+                continue
+            env = {"AUDIENCE_MAX": str(args.audience_viewers + 100)}
+            if args.audience_as_members:
+                env["ROOM_MAX_USERS"] = str(min(10_000, args.audience_viewers + 10))
+            servers = [Roomd(redis.url, 1, **env) for _ in range(processes)]
+            try:
+                plan = [("audience", audience_plan([x.base for x in servers], args, suffix, redis))]
+                run_plans(plan, servers, redis, rounds, args.rounds, lambda name: True)
+            finally:
+                for x in servers:
+                    x.stop()
         idle = idle_sockets(redis, args.idle_sockets, 5.0) if selected("idle-sockets") else None
     finally:
         redis.stop()
     report(rounds, idle, time.perf_counter() - started, args)
+
+
+def report_audience(rows: list[dict[str, Any]]) -> None:
+    """issue 13's audience rows: the broadcast's reach and the vote's tally (medians over rounds)."""
+    casts = [r for r in rows if r["scenario"].startswith("audience-broadcast")]
+    if casts:
+        print("\naudience broadcast: latency = receipt at a viewer - the broadcast's scheduled send time")
+        print(
+            f"{'scenario':30s} {'viewers':>7s} {'deliv./s':>9s} {'expected':>9s} {'last viewer p50':>15s} "
+            f"{'p99 ms':>7s} {'redis cmd/s':>11s} {'redis cpu':>9s} {'loadgen cpu':>11s} {'other cpu':>9s}"
+        )
+        for r in casts:
+            print(
+                f"{r['scenario']:30s} {r['viewers']:>7.0f} {r['rate']:>9.0f} {r['viewers'] * r['target_rate']:>9.0f} "
+                f"{r['last_viewer_p50_ms']:>15.1f} {r['last_viewer_p99_ms']:>7.1f} {r['redis_cmds_per_s']:>11.0f} "
+                f"{r['redis_cpu_pct']:>8.0f}% {r['loadgen_cpu_pct']:>10.0f}% {r['other_cpu_pct']:>8.0f}%"
+            )
+    votes = [r for r in rows if r["scenario"].startswith("audience-vote")]
+    if votes:
+        print("\naudience vote: every viewer votes once within the window; the host closes once all are answered")
+        print(
+            f"{'scenario':30s} {'acked':>6s} {'tally':>6s} {'exact':>5s} {'close->tally ms':>15s} "
+            f"{'vote p99 ms':>11s} {'host tallies/s':>14s} {'redis cmd/s':>11s} {'redis cpu':>9s}  target"
+        )
+        for r in votes:
+            ok = r["tally_exact"] == 1 and r["close_to_tally_ms"] <= 1000
+            print(
+                f"{r['scenario']:30s} {r['votes_acked']:>6.0f} {r['tally_votes']:>6.0f} "
+                f"{'yes' if r['tally_exact'] == 1 else 'NO':>5s} {r['close_to_tally_ms']:>15.1f} {r['p99_ms']:>11.1f} "
+                f"{r['host_tallies_per_s']:>14.1f} {r['redis_cmds_per_s']:>11.0f} {r['redis_cpu_pct']:>8.0f}%  "
+                f"exact, ≤1000 ms {'met' if ok else 'MISSED'}"
+            )
 
 
 QUIET = {"wait": 0.0}  # --wait-quiet
@@ -411,6 +513,7 @@ def report(rounds: dict[str, list[dict[str, float]]], idle: dict[str, float] | N
                 f"{r['redis_cpu_pct']:>8.0f}% {r['loadgen_cpu_pct']:>10.0f}% {r['other_cpu_pct']:>8.0f}%"
             )
         print("(other cpu = the rest of the machine meanwhile: other work, i.e. noise; a quiet machine shows ~5%)")
+    report_audience(rows)
     if idle:
         print(
             f"\nidle-sockets: {idle['sockets']:.0f} sockets, {idle['rss_per_socket_kib']:.1f} KiB RSS each "

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from bench import gamerelay, scenarios
+from bench import audience, gamerelay, scenarios
 from bench.servers import raise_fd_limit
 
 
@@ -19,6 +19,7 @@ def main() -> None:
         "fanout": scenarios.fanout,
         "idle": scenarios.idle_sockets,
         "game-relay": gamerelay.game_relay,
+        "audience": audience.audience,
     }[name]
     result = asyncio.run(runner(**params))
     if result is not None:

@@ -49,8 +49,10 @@ class LeanSocket(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            if b" 101 " not in bytes(self.buffer[: self.buffer.find(b"\r\n")]):
-                self.opened.set_exception(ConnectionError(bytes(self.buffer[:end]).decode(errors="replace")))
+            status = bytes(self.buffer[: self.buffer.find(b"\r\n")])
+            if b" 101 " not in status:  # the status line and what came of the body (roomd's error code)
+                body = bytes(self.buffer[end + 4 : end + 304])
+                self.opened.set_exception(ConnectionError((status + b" " + body).decode(errors="replace").strip()))
                 return
             del self.buffer[: end + 4]
             self.opened.set_result(None)
@@ -78,16 +80,41 @@ class LeanSocket(asyncio.Protocol):
         self._send(0x1, text.encode())
 
     def _send(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        n = len(payload)
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-        # XOR with the repeated key as one big-integer operation: a per-byte generator cost more
-        # than roomd spends on the frame (the game-relay scenario sends two client frames a cycle).
-        keys = (mask * (n // 4 + 1))[:n]
-        masked = (int.from_bytes(payload, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
         assert self.transport is not None
-        self.transport.write(header + mask + masked)
+        self.transport.write(client_frame(opcode, payload))
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (RFC 6455 §5.3: a client masks every frame)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    header = struct.pack("!BB", 0x80 | opcode, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+    # XOR with the repeated key as one big-integer operation: a per-byte generator cost more
+    # than roomd spends on the frame (the game-relay scenario sends two client frames a cycle).
+    keys = (mask * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
+    return header + mask + masked
+
+
+def split_frames(buf: bytearray) -> list[tuple[int, bytes]]:
+    """Take every complete server frame (unmasked) off the front of ``buf``: (opcode, payload) pairs."""
+    frames = []
+    while len(buf) >= 2:
+        opcode, length, offset = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        if length == 126:
+            if len(buf) < 4:
+                break
+            length, offset = struct.unpack_from("!H", buf, 2)[0], 4
+        elif length == 127:
+            if len(buf) < 10:
+                break
+            length, offset = struct.unpack_from("!Q", buf, 2)[0], 10
+        if len(buf) < offset + length:
+            break
+        frames.append((opcode, bytes(buf[offset : offset + length])))
+        del buf[: offset + length]
+    return frames

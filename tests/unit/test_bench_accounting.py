@@ -18,6 +18,7 @@ import pytest
 from bench import gamerelay, wrk
 from bench.__main__ import summarize
 from bench.scenarios import Member, paced_latencies
+from bench.wsclient import client_frame, split_frames
 
 WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:1/
   2 threads and 50 connections
@@ -155,3 +156,17 @@ def test_paced_game_message_carries_its_scheduled_time() -> None:
     frame = json.loads(player.frames[0])
     assert frame["data"]["data"] == {"p": 3, "t": 12.5}
     assert phase.sent == 1 and len(phase.send_lags) == 1
+
+
+def test_viewer_frames_are_split_whole_and_masked_frames_round_trip() -> None:
+    """The audience's epoll loop reads raw bytes: frames are taken off whole, a partial one waits."""
+    first, second = b'{"event":"a"}', b"x" * 200  # a 7-bit and a 16-bit length
+    wire = bytearray(bytes([0x81, len(first)]) + first + bytes([0x81, 126, 0, 200]) + second + bytes([0x89, 4]) + b"1")
+    assert split_frames(wire) == [(1, first), (1, second)]
+    assert wire == bytearray(b"\x89\x041")  # the ping waits for the rest of its payload
+    wire += b"234"
+    assert split_frames(wire) == [(9, b"1234")] and not wire
+    frame = client_frame(0x1, second)
+    assert frame[:4] == bytes([0x81, 0xFE, 0, 200])
+    mask, body = frame[4:8], frame[8:]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(body)) == second
