@@ -135,4 +135,4 @@ def connect(target: RedisTarget | str, settings: config.Settings, timeout: float
     # The room scripts SPUBLISH on a Cluster (roomd's sockets listen with SSUBSCRIBE): decided by the
     # target, since roomctl's room settings never carry the Redis variables (room_settings).
     store = RoomStore.from_settings(client, settings, command_timeout=timeout, sharded_pubsub=target.kind == "cluster")
-    return Backend(client, store, Overview(client, timeout))
+    return Backend(client, store, Overview(client, timeout, instance_timeout_ms=settings.instance_timeout_ms))

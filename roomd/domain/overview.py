@@ -142,11 +142,18 @@ def name_matches(needle: str) -> Callable[[str], bool]:
 
 class Overview:
     def __init__(
-        self, client: aioredis.Redis, command_timeout: float | None = None, layout: keys.Layout | None = None
+        self,
+        client: aioredis.Redis,
+        command_timeout: float | None = None,
+        layout: keys.Layout | None = None,
+        instance_timeout_ms: int = INSTANCE_STALE_MS,
     ) -> None:
         self.client = client
         self.timeout = command_timeout
         self.keys = layout or keys.layout()
+        # roomd's INSTANCE_TIMEOUT_MS: an instance whose heartbeat is older is dead (its viewers
+        # are not counted, it is not listed), as roomd's own scripts judge it
+        self.instance_timeout_ms = instance_timeout_ms
 
     async def summaries(self, codes: list[str]) -> list[RoomSummary | None]:
         """Each room with its members (None where the room is gone), in one pipelined round trip
@@ -175,7 +182,7 @@ class Overview:
         if not watched:
             return found
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(self.keys.instances, now_ms() - INSTANCE_STALE_MS, "+inf")
+            pipe.zrangebyscore(self.keys.instances, now_ms() - self.instance_timeout_ms, "+inf")
             for _, summary in watched:
                 pipe.hgetall(self.keys.audience_online(summary.room["code"]))
                 pipe.hlen(self.keys.audience(summary.room["code"]))
@@ -256,7 +263,9 @@ class Overview:
                 break
             cursor = page.next_cursor
         instances: Any = await guard(
-            self.client.zrangebyscore(self.keys.instances, now_ms() - INSTANCE_STALE_MS, "+inf", withscores=True),
+            self.client.zrangebyscore(
+                self.keys.instances, now_ms() - self.instance_timeout_ms, "+inf", withscores=True
+            ),
             self.timeout,
         )
         return Stats(rooms, members, connected, sorted((_text(i), int(score)) for i, score in instances))

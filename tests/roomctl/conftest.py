@@ -19,7 +19,8 @@ CLEAN_ENV: dict[str, str | None] = {
     name: None
     for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "ROOMCTL_REDIS_URL", "STATE_DIR", "FORCE_COLOR",
                  "TTY_COMPATIBLE", "NO_COLOR", "ROOM_TTL_SECONDS", "ROOM_CODE_ALPHABET", "ROOM_CODE_LENGTH",
-                 "ROOM_MAX_USERS", "ROOMD_ENV", "ROOMCTL_ENV_FILE", "REDIS_KEY_PREFIX")
+                 "ROOM_MAX_USERS", "ROOMD_ENV", "ROOMCTL_ENV_FILE", "REDIS_KEY_PREFIX",
+                 "INSTANCE_TIMEOUT_MS")
 }  # fmt: skip
 
 Roomctl = Callable[..., Awaitable[Result]]

@@ -10,7 +10,7 @@ from roomd.config import from_env
 from roomd.domain.bus_message import BusMessage, frame_of
 from roomd.domain.overview import Overview
 from roomd.domain.redis_target import target_from_settings
-from roomd.domain.store import RoomOptions, RoomStore, make_redis_client
+from roomd.domain.store import RoomOptions, RoomStore, make_redis_client, now_ms
 from tests.roomctl.conftest import Roomctl, as_json, invoke
 from tests.roomctl.test_completion import complete
 from tests.roomctl.test_live import roomctl as run_roomctl
@@ -75,6 +75,17 @@ async def test_show_counts_the_audience_on_live_instances(roomctl: Roomctl, stor
     lines = (await roomctl("rooms", "show", code)).stdout.splitlines()
     assert "audience\t2 connected / 3 admitted, open" in lines
     assert not any(line.startswith("poll\t") for line in lines)  # no poll: no poll line
+
+
+async def test_the_instance_timeout_is_roomds(roomctl: Roomctl, store: RoomStore) -> None:
+    """An instance is dead for roomctl when roomd would judge it so: INSTANCE_TIMEOUT_MS, read like roomd's."""
+    code = await audience_room(store)
+    await live(store)
+    await connect_viewers(store, code, INSTANCE, await admit(store, code, "Zoe"))
+    await store.client.zadd(store.keys.instances, {INSTANCE: now_ms() - 5_000})  # last heard of 5 s ago
+    counted = as_json(await roomctl("rooms", "show", code, "--json"))["room"]["audienceConnected"]
+    shorter = await roomctl("rooms", "show", code, "--json", env={"INSTANCE_TIMEOUT_MS": "2000"})
+    assert (counted, as_json(shorter)["room"]["audienceConnected"]) == (1, 0)
 
 
 async def test_show_without_an_audience(roomctl: Roomctl, store: RoomStore) -> None:
