@@ -360,12 +360,14 @@ def report_audience(rows: list[dict[str, Any]]) -> None:
         print("\naudience broadcast: latency = receipt at a viewer - the broadcast's scheduled send time")
         print(
             f"{'scenario':30s} {'viewers':>7s} {'deliv./s':>9s} {'expected':>9s} {'last viewer p50':>15s} "
-            f"{'p99 ms':>7s} {'redis cmd/s':>11s} {'redis cpu':>9s} {'loadgen cpu':>11s} {'other cpu':>9s}"
+            f"{'p99 ms':>7s} {'roomd µs/deliv.':>15s} {'redis cmd/s':>11s} {'redis cpu':>9s} {'loadgen cpu':>11s} "
+            f"{'other cpu':>9s}"
         )
         for r in casts:
             print(
                 f"{r['scenario']:30s} {r['viewers']:>7.0f} {r['rate']:>9.0f} {r['viewers'] * r['target_rate']:>9.0f} "
-                f"{r['last_viewer_p50_ms']:>15.1f} {r['last_viewer_p99_ms']:>7.1f} {r['redis_cmds_per_s']:>11.0f} "
+                f"{r['last_viewer_p50_ms']:>15.1f} {r['last_viewer_p99_ms']:>7.1f} "
+                f"{r['roomd_cpu_pct'] * 1e4 / max(1.0, r['rate']):>15.1f} {r['redis_cmds_per_s']:>11.0f} "
                 f"{r['redis_cpu_pct']:>8.0f}% {r['loadgen_cpu_pct']:>10.0f}% {r['other_cpu_pct']:>8.0f}%"
             )
     votes = [r for r in rows if r["scenario"].startswith("audience-vote")]

@@ -44,7 +44,7 @@ from typing import Any
 from bench.httpclient import Connection
 from bench.scenarios import CpuMeter, _hostport, _ws
 from bench.servers import cpu_seconds, raise_fd_limit
-from bench.wsclient import LeanSocket, client_frame, split_frames
+from bench.wsclient import RECV_SIZE, LeanSocket, client_frame, split_frames
 
 clock = time.monotonic  # CLOCK_MONOTONIC: the same in every process of the machine (and the loop's clock)
 TICK = b'"type":"tick"'
@@ -221,7 +221,7 @@ class _Raw:
 
     def _read(self, fd: int) -> None:
         try:
-            data = os.read(fd, 1 << 18)
+            data = os.read(fd, RECV_SIZE)  # not more: a big bytes object allocated, then shrunk, per read
         except BlockingIOError:
             return
         except OSError:
@@ -231,6 +231,14 @@ class _Raw:
             self.closed += 1
             return
         buf = self.bufs[fd]
+        if not buf and data[0] == 0x81:  # the usual case: exactly one whole text frame, no copy into the buffer
+            n = data[1]
+            if n < 126 and len(data) == 2 + n:
+                self.handlers[fd](data[2:])
+                return
+            if n == 126 and len(data) == 4 + (data[2] << 8 | data[3]):
+                self.handlers[fd](data[4:])
+                return
         buf += data
         for opcode, payload in split_frames(buf):
             if opcode == 0x1:
