@@ -588,8 +588,7 @@ async def _vote(host: _Host, children: list[asyncio.subprocess.Process], viewers
         for choice, n in r["acked"].items():
             acked[choice] = acked.get(choice, 0) + n
     votes = sum(acked.values())
-    counts = final.get("counts") or {}
-    exact = "error" not in final and {c: n for c, n in counts.items() if n} == acked and final.get("votes") == votes
+    exact = tally_exact(final, acked)
     errors = sum(r["errors"] + r["unanswered"] for r in results)
     return {
         "count": votes,  # votes acked
@@ -611,6 +610,14 @@ async def _vote(host: _Host, children: list[asyncio.subprocess.Process], viewers
         "redis_top": top,
         **cpu,
     }
+
+
+def tally_exact(final: dict[str, Any], acked: dict[str, int]) -> bool:
+    """Does the host's ``poll:closed`` data equal the votes roomd acked, choice by choice and in total?"""
+    if "error" in final or not isinstance(final.get("counts"), dict):
+        return False
+    counts = {choice: n for choice, n in final["counts"].items() if n}  # a choice nobody picked may say 0
+    return counts == {c: n for c, n in acked.items() if n} and final.get("votes") == sum(acked.values())
 
 
 def main() -> None:

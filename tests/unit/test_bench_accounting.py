@@ -17,6 +17,7 @@ import pytest
 
 from bench import gamerelay, wrk
 from bench.__main__ import summarize
+from bench.audience import tally_exact
 from bench.scenarios import Member, paced_latencies
 from bench.wsclient import client_frame, split_frames
 
@@ -170,3 +171,12 @@ def test_viewer_frames_are_split_whole_and_masked_frames_round_trip() -> None:
     assert frame[:4] == bytes([0x81, 0xFE, 0, 200])
     mask, body = frame[4:8], frame[8:]
     assert bytes(b ^ mask[i % 4] for i, b in enumerate(body)) == second
+
+
+def test_audience_tally_is_exact_only_when_every_choice_and_the_total_match() -> None:
+    acked = {"red": 3, "blue": 2}
+    assert tally_exact({"pollId": "p", "counts": {"red": 3, "blue": 2, "green": 0}, "votes": 5}, acked)
+    assert not tally_exact({"pollId": "p", "counts": {"red": 3, "blue": 1}, "votes": 4}, acked)
+    assert not tally_exact({"pollId": "p", "counts": {"red": 3, "blue": 2}, "votes": 6}, acked)
+    assert not tally_exact({"pollId": "p"}, acked)  # poll:closed without counts (not the host's view)
+    assert not tally_exact({"error": "no poll:closed within 10 s"}, acked)
