@@ -70,7 +70,12 @@ def loadgen(name: str, params: dict[str, Any], procs: int = 1, timeout: float = 
     ]
     results = []
     for proc in running:
-        out, _ = proc.communicate(timeout=timeout)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other in running:
+                other.kill()  # its own children (audience viewers) end when their stdin closes
+            raise
         if proc.returncode != 0:
             raise SystemExit(f"bench: load generator {name} failed ({proc.returncode})")
         lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
@@ -144,7 +149,11 @@ def audience_plan(bases: list[str], args: Any, suffix: str, redis: Redis) -> Any
                   "duration": args.audience_duration, "rate": args.audience_rate, "window": args.vote_window,
                   "redis_url": redis.url, "pids": pids, "redis_pid": redis.process.pid,
                   "as_members": args.audience_as_members}  # fmt: skip
-        outcome = loadgen("audience", params, timeout=900)[0]
+        try:
+            outcome = loadgen("audience", params, timeout=900)[0]
+        except (SystemExit, subprocess.TimeoutExpired) as exc:  # the rest of the run keeps its results
+            print(f"  audience{suffix}: FAILED, no figures this round: {exc}", file=sys.stderr, flush=True)
+            return {}
         if "skipped" in outcome:
             print(f"  audience{suffix}: skipped: {outcome['skipped']}", file=sys.stderr, flush=True)
             return {}
