@@ -108,6 +108,10 @@ def test_every_client_event_has_a_schema() -> None:
         "game:send",
         "state:set",
         "state:delete",
+        "audience:lock",
+        "poll:open",
+        "poll:close",
+        "poll:vote",
     }
 
 
