@@ -103,8 +103,10 @@ class Layout:
 
     def audience_online(self, code: str) -> str:
         """``room:{CODE}:audience:online``: hash, roomd instance id -> connected viewer sockets it
-        holds (HINCRBY +1/-1 per connect/disconnect: O(1) per viewer). The audience size is the sum
-        over *live* instances; ``lua/audience_count.lua`` drops the fields of dead ones."""
+        holds, written by that instance on every viewer connect/disconnect (its own count, not an
+        increment: O(1) per viewer, and a lost or reordered write is repaired by the next). The
+        audience size is the sum over *live* instances; ``lua/audience_count.lua`` drops the fields
+        of dead ones."""
         return f"{self.prefix}room:{{{code}}}:audience:online"
 
     def poll(self, code: str) -> str:
