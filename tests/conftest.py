@@ -34,6 +34,7 @@ CLUSTER_MODULES = frozenset({
     "tests/e2e/test_game_channel.py",
     "tests/e2e/test_presence.py",
     "tests/e2e/test_recovery.py",
+    "tests/e2e/test_audience.py",
 })  # fmt: skip
 
 
