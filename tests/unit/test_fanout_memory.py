@@ -177,20 +177,22 @@ async def test_a_lost_subscription_resyncs_exactly_its_rooms(fanout: Any) -> Non
     hub, broker, resynced = fanout
     a, b = Room(broker, "AAAA"), Room(broker, "BBBB")
     ana, bob = await Socket(hub, broker, a, "ana").connect(), await Socket(hub, broker, a, "bob").connect()
+    fan = await Viewer(hub, broker, a, "fan").connect()  # a viewer of room AAAA's audience: resynced alike
     zoe = await Socket(hub, broker, b, "zoe").connect()
-    a.publish("before")
+    a.publish("before", aud=1)
     await settle()
     broker.outage(["AAAA"])
-    lost = a.publish("lost")
+    lost = a.publish("lost", aud=1)
     kept = b.publish("kept")
     await settle()
     assert ("lost", lost) not in ana.events() and ("kept", kept) in zoe.events()
     broker.restore()
     await settle()
-    a.publish("after")
+    await settle()  # three snapshot reads, one after the other
+    a.publish("after", aud=1)
     await settle()
     assert resynced == [["AAAA"]]
-    for sock in (ana, bob):
+    for sock in (ana, bob, fan):
         events = sock.events()
         assert ("lost", lost) not in events and events[-1][0] == "after"
         states = [seq for event, seq in events if event == "room:state"]
