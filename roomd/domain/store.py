@@ -87,6 +87,7 @@ ROOM_SCRIPTS = (
     "audience_disconnect",
     "audience_count",
     "audience_lock",
+    "audience_resync",
     "poll_open",
     "poll_vote",
     "poll_tally",
@@ -260,6 +261,16 @@ def script_pipeline(client: aioredis.Redis, command_timeout: float | None) -> Ca
     # long means the connection is stuck, not that one call was slow: it is replaced.
     stall = None if command_timeout is None else command_timeout / 2
     return CallPipeline(pool, stall_timeout=stall, connect_timeout=connect_timeout)
+
+
+@dataclass(frozen=True)
+class AudienceView:
+    """The viewer ``room:state`` of a batch of viewers (:meth:`RoomStore.audience_snapshots`): what they
+    share (``base``: room, users, the entries visible to "audience", ``extra["poll"]`` with ``vote``
+    None), and each one's own part: audience id -> (display name, vote), for the still admitted."""
+
+    base: Snapshot
+    viewers: dict[str, tuple[str, str | None]]
 
 
 class RoomStore:
@@ -667,6 +678,19 @@ class RoomStore:
         snapshot, _ = await self.audience_connect(code, audience_id, online=None)
         assert isinstance(snapshot, Snapshot)
         return snapshot
+
+    async def audience_snapshots(self, code: str, audience_ids: Sequence[str]) -> AudienceView:
+        """Read-only: the viewer ``room:state`` of many viewers of the room in one script (a pub/sub
+        reconnect resyncs every local viewer of the room: one read per batch, not one each).
+        A viewer missing from the answer is no longer admitted (kicked)."""
+        raw = await self._room("audience_resync", code, json.dumps(list(audience_ids)))
+        base = _snapshot(raw[0], raw[1], raw[2])
+        viewers: dict[str, tuple[str, str | None]] = {}
+        votes = list(raw[4]) + [None] * (len(audience_ids) - len(raw[4]))
+        for audience_id, record, vote in zip(audience_ids, raw[3], votes, strict=False):
+            if record:
+                viewers[audience_id] = (json.loads(record)["displayName"], _text(vote) if vote else None)
+        return AudienceView(base, viewers)
 
     async def audience_disconnect(self, code: str, online: int = 0) -> int:
         """A viewer socket of this instance closed (``online``: the room's viewer sockets it still

@@ -46,7 +46,7 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol
 from roomd import protocol
 from roomd.domain.bus_message import BusMessage
 from roomd.domain.errors import DomainError, StoreUnavailable
-from roomd.domain.store import Replaced, Resumed, Snapshot
+from roomd.domain.store import AudienceView, Replaced, Resumed, Snapshot
 from roomd.domain.tokens import Claims, bearer_token
 from roomd.protocol import CloseCode, ErrorCode
 from roomd.transport import frames, writer
@@ -75,6 +75,44 @@ MAX_SINCE_DIGITS = 15
 def _state_frame(snapshot: Snapshot) -> bytes:
     data = {"room": snapshot.room, "users": snapshot.users, "state": snapshot.state, **snapshot.extra}
     return frames.encode("room:state", data, snapshot.seq)
+
+
+VIEWER_BATCH = 500  # viewers whose room:state one read serves after a pub/sub reconnect
+_viewer_resyncs: dict[tuple[int, str], list[RoomSocket]] = {}  # (services, room) -> viewers joining a batch now
+
+
+def _viewer_state_frame(view: AudienceView, audience_id: str, name: str, vote: str | None) -> bytes:
+    """A viewer's ``room:state`` from a batch read: the shared part with its own ``you`` and vote."""
+    base = view.base
+    poll = base.extra.get("poll")
+    data = {"room": base.room, "users": base.users, "state": base.state, "poll": poll and {**poll, "vote": vote},
+            "you": {"audienceId": audience_id, "displayName": name, "role": "viewer"}}  # fmt: skip
+    return frames.encode("room:state", data, base.seq)
+
+
+async def _resync_viewers(services: Services, code: str, batch: list[RoomSocket]) -> None:
+    """Re-read ``room:state`` for a room's viewers that began a resync together, one read per VIEWER_BATCH."""
+    for start in range(0, len(batch), VIEWER_BATCH):
+        chunk = [s for s in batch[start : start + VIEWER_BATCH] if s.session is not None and not s._closed]
+        if not chunk:
+            continue
+        try:
+            view = await services.store.audience_snapshots(code, [s.user_id for s in chunk])
+        except DomainError as exc:  # the room is gone: its room:closed is on its way
+            for sock in chunk:
+                sock._gone(CloseCode.NOT_FOUND, exc)
+            continue
+        except StoreUnavailable:
+            services.metrics.redis_errors.inc()
+            for sock in chunk:
+                sock._fail(ErrorCode.REDIS_UNAVAILABLE, CloseCode.INTERNAL_ERROR, ErrorCode.REDIS_UNAVAILABLE.message)
+            continue
+        for sock in chunk:
+            own = view.viewers.get(sock.user_id)
+            if own is None:  # kicked meanwhile: its audience:kicked is on its way
+                sock._gone(CloseCode.NOT_FOUND, DomainError(ErrorCode.MEMBER_NOT_FOUND))
+            elif sock.session is not None:
+                sock.session.apply_snapshot(_viewer_state_frame(view, sock.user_id, *own), view.base.seq)
 
 
 def _count_audience(services: Services, code: str, due_ms: int) -> None:
@@ -286,9 +324,20 @@ class RoomSocket(JsonErrors, WebSocketHandler):
     def begin_resync(self) -> Awaitable[None] | None:
         """The bus may have lost events (a subscription came back): the session holds live events
         back from now on; the returned ``room:state`` re-read is awaited by the hub."""
-        if self.session is not None and self.session.begin_resync():
+        if self.session is None or not self.session.begin_resync():
+            return None
+        if not self.viewer:
             return self._read_snapshot()
-        return None
+        # Viewers: the hub asks every socket of the room in one go, then awaits the reads; the
+        # first viewer's read serves every viewer that joins its batch before this loop turn ends.
+        key = (id(self.services), self.room_code)
+        batch = _viewer_resyncs.get(key)
+        if batch is not None:
+            batch.append(self)
+            return None
+        _viewer_resyncs[key] = batch = [self]
+        asyncio.get_running_loop().call_soon(_viewer_resyncs.pop, key, None)
+        return _resync_viewers(self.services, self.room_code, batch)
 
     async def _read_snapshot(self) -> None:
         """Re-read ``room:state`` for the session (events meanwhile are queued by it)."""

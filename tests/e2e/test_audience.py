@@ -11,13 +11,16 @@ come before the marker.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
+from roomd.domain.store import script_text
 from tests.e2e.game_support import Member, connect, game_messages, room
 from tests.support.clients import Api, Socket, http
 from tests.support.processes import RoomdProcess
@@ -378,3 +381,36 @@ async def test_an_expired_room_closes_its_viewers(spawn_roomd: Callable[..., Roo
     frames = await viewer.until("room:closed", timeout=10)
     assert frames[-1]["data"] == {"reason": "EXPIRED"} and "seq" not in frames[-1]
     assert await viewer.sock.closed() == 4410
+
+
+async def test_viewers_resync_after_a_pubsub_loss(spawn_roomd: Callable[..., RoomdProcess], private_redis: Any) -> None:
+    """Redis drops the subscriber: every viewer re-reads its own room:state (batched: one read for
+    many viewers), never older than an event it has, with the changes made meanwhile."""
+    private = private_redis()
+    process = spawn_roomd(private.url, **FAST)
+    code, (host,) = await audience_room(Api(process.http), [process], ["Host"])
+    viewers = [await watch(process, code, f"V{i}") for i in range(5)]
+    await host.do("poll:open", {"pollId": "p", "choices": ["a", "b"]})
+    await viewers[0].do("poll:vote", {"pollId": "p", "choice": "b"})
+    client = redis.Redis(port=private.port)
+    try:
+        assert client.client_kill_filter(_type="pubsub") >= 1
+    finally:
+        client.close()
+    for n in range(20):
+        await host.do("state:set", {"key": "stage", "value": n, "visibleTo": "audience"})
+    seen = await seen_by_viewers(host, viewers, "after")
+    for i, viewer in enumerate(viewers):
+        states = [f for f in viewer.frames if f["event"] == "room:state"]
+        assert len(states) >= 2, f"viewer {i} was not resynchronised"
+        again = states[-1]["data"]
+        assert again["you"] == {"audienceId": viewer.id, "displayName": f"V{i}", "role": "viewer"}
+        assert again["poll"]["vote"] == ("b" if i == 0 else None)
+        assert viewer.state["stage"]["value"] == 19, seen[viewer.id]
+        seqs = [f["seq"] for f in viewer.frames if "seq" in f]
+        assert seqs == sorted(seqs)  # never an older room:state after a newer event
+    client = redis.Redis(port=private.port)
+    try:  # the batch read ran (the single-viewer read is audience_connect's, loaded at connect)
+        assert client.script_exists(hashlib.sha1(script_text("audience_resync").encode()).hexdigest()) == [True]
+    finally:
+        client.close()

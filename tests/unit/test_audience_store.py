@@ -145,3 +145,25 @@ async def test_lifecycle_events_carry_aud_in_audience_rooms_only(
             event = msg.frame()["event"]
             assert msg.aud == (0 if event == "state:changed" else aud), (options, event)
         await store.close_room(code, None)
+
+
+async def test_one_read_serves_many_viewers(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    host = await store.create_room("Host", options=AUDIENCE)
+    code = host.room_code
+    fans = [(await store.join_audience(code, f"F{i}", 10)).user_id for i in range(3)]
+    await store.set_state(code, host.user_id, "stage", '{"round":1}', visible_to="audience")
+    await store.set_state(code, host.user_id, "secret", "1", visible_to="host")
+    await store.open_poll(code, host.user_id, "p1", ["a", "b"])
+    await store.vote(code, fans[1], "p1", "b")
+    await store.kick(code, host.user_id, fans[2])
+    view = await store.audience_snapshots(code, [*fans, "nobody"])
+    assert view.viewers == {fans[0]: ("F0", None), fans[1]: ("F1", "b")}  # the kicked and unknown: absent
+    assert list(view.base.state) == ["stage"] and [u["id"] for u in view.base.users] == [host.user_id]
+    poll = view.base.extra["poll"]
+    assert poll["pollId"] == "p1" and poll["vote"] is None and "counts" not in poll
+    single = await store.audience_snapshot(code, fans[1])
+    assert single.extra["poll"]["vote"] == "b" and single.state == view.base.state and single.seq == view.base.seq
+    assert (await store.audience_snapshots(code, [])).viewers == {}
+    with pytest.raises(DomainError) as refused:
+        await store.audience_snapshots("ZZZZ", fans)
+    assert refused.value.code is ErrorCode.ROOM_NOT_FOUND

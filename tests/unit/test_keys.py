@@ -75,6 +75,7 @@ async def workload(store: RoomStore, client: Any, throttle: Throttle) -> list[st
     fan = await store.join_audience(show.room_code, "Fan", 10)
     await store.audience_connect(show.room_code, fan.user_id)
     await store.audience_snapshot(show.room_code, fan.user_id)
+    await store.audience_snapshots(show.room_code, [fan.user_id, "nobody"])
     await store.open_poll(show.room_code, show.user_id, "p1", ["a", "b"])
     await store.vote(show.room_code, fan.user_id, "p1", "a")
     await store.vote(show.room_code, fan.user_id, "p1", "b")  # within the interval: a tally is due
