@@ -223,3 +223,19 @@ async def test_choices_and_prompt_are_any_text(store: RoomStore, redis_client: a
     _, [closed] = await published(redis_client, code, store.close_poll(code, host, "p/1"))
     assert closed.direct is not None
     assert closed.direct["data"]["counts"] == {'Zoë "quoted"': 0, "🎲/dice": 1, "1": 0, "a\\nb": 0}
+
+
+async def test_a_kicked_viewers_vote_leaves_the_open_poll(store: RoomStore, redis_client: aioredis.Redis) -> None:
+    code, host, (v1, v2) = await audience_room(store, redis_client, 2)
+    await store.open_poll(code, host, "p1", CHOICES)
+    await store.vote(code, v1, "p1", "red")
+    await store.vote(code, v2, "p1", "red")
+    await store.kick(code, host, v1)
+    poll = await store.get_poll(code)
+    assert poll is not None and poll["votes"] == 1 and poll["counts"] == {"red": 1, "green": 0, "blue": 0}
+    _, [closed] = await published(redis_client, code, store.close_poll(code, host, "p1"))
+    assert closed.direct is not None and closed.direct["data"]["counts"]["red"] == 1
+    # Once the poll is closed, its final tally stands: a later kick changes nothing.
+    await store.kick(code, host, v2)
+    poll = await store.get_poll(code)
+    assert poll is not None and poll["counts"]["red"] == 1

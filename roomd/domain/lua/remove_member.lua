@@ -18,6 +18,15 @@ if not leaving then
   -- A viewer of the room's audience (kick only): it leaves the audience (its token dies: the
   -- connect and rejoin check it), audience:kicked to it alone, its sockets closed with 4403.
   if kick and room.audience and redis.call('HDEL', AUDIENCE, target) == 1 then
+    -- Its vote in the open poll goes with it (one vote per viewer of the audience; a closed
+    -- poll's final tally stands). The next tally or the close reports the corrected counts.
+    local poll = load_poll()
+    local choice = poll and poll.open and redis.call('HGET', VOTES, target)
+    if choice then
+      redis.call('HDEL', VOTES, target)
+      redis.call('HINCRBY', COUNTS, choice, -1)
+      redis.call('HSET', POLL, 'dirty', '1')
+    end
     publish(room, 'audience:kicked', {audienceId = target},
             {aud = 2, to = {target}, close = {code = 4403, userId = target}})
     touch(room, ttl, now)
