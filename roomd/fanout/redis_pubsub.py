@@ -23,7 +23,7 @@ import math
 import secrets
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, ConnectionPool
+from redis.asyncio.connection import AbstractConnection, Connection, ConnectionPool
 from redis.exceptions import RedisError
 
 from roomd.domain.keys import bus_self_channel, channel, room_of_channel
@@ -32,6 +32,27 @@ from roomd.fanout.broker import Broker, Deliver, Resubscribed
 log = logging.getLogger("roomd.bus")
 
 MAX_RETRY_DELAY = 2.0  # seconds between reconnection attempts, at most
+
+
+async def _as_is(response: object) -> object:
+    return response
+
+
+def quiet_push_handler(conn: AbstractConnection) -> bool:
+    """Stop redis-py formatting every pub/sub message for a debug log; True if it could.
+
+    redis-py 8 hands each message a hiredis connection reads (a push notification to
+    hiredis 3) to ``handle_pubsub_push_response``, which builds ``str(response)`` and
+    looks up a logger for a ``debug`` call: ~4 µs per message here, every message of
+    every room. redis-py's own ``PubSub`` replaces that handler the same way, through
+    the connection's parser (``_parser``, a private attribute: checked, and
+    tests/unit/test_fanout_redis.py fails if it goes away). Call before ``connect()``.
+    """
+    setter = getattr(getattr(conn, "_parser", None), "set_pubsub_push_handler", None)
+    if setter is None:
+        return False
+    setter(_as_is)
+    return True
 
 
 class RedisBroker(Broker):
@@ -105,6 +126,7 @@ class RedisBroker(Broker):
         first = True
         while not self._closing:
             conn = self._pool.make_connection()
+            quiet_push_handler(conn)
             try:
                 await conn.connect()
                 # Up before the SUBSCRIBE is sent: a room subscribed meanwhile sends its own.

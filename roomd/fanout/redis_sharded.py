@@ -47,6 +47,7 @@ from redis.exceptions import MovedError, RedisError, ResponseError
 from roomd.domain.keys import bus_self_channel, channel, room_of_channel
 from roomd.domain.redis_target import Address, ClusterTarget
 from roomd.fanout.broker import Broker, Deliver, Resubscribed
+from roomd.fanout.redis_pubsub import quiet_push_handler
 
 log = logging.getLogger("roomd.bus")
 
@@ -240,6 +241,7 @@ class ClusterBroker(Broker):
         try:
             while not self._closing and link.rooms:
                 conn = self._target.shard_pubsub_connection(link.node, connect_timeout=self._connect_timeout)
+                quiet_push_handler(conn)
                 try:
                     await conn.connect()
                     link.conn = conn

@@ -95,3 +95,43 @@ async def test_a_dropped_connection_resubscribes_and_resyncs_every_room(
     for code in ("RDS2", "RDS3"):
         await redis_client.publish(channel(code), encode("after", {}, seq=2))
         assert (await got.next())[0] == code
+
+
+async def test_pubsub_messages_skip_redis_pys_debug_formatting(redis_server: Any) -> None:
+    """quiet_push_handler reaches redis-py's parser (a private attribute: this fails if it goes away):
+    messages then arrive without redis-py formatting each one for its "push_response" debug log."""
+    import logging
+
+    from roomd.fanout.redis_pubsub import quiet_push_handler
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("push_response")
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    pool = SingleTarget(redis_server.url).pubsub_pool()
+    publisher = aioredis.Redis.from_url(redis_server.url)
+    try:
+        for quiet in (False, True):  # the control first: redis-py does log each message
+            conn = pool.make_connection()
+            if quiet:
+                assert quiet_push_handler(conn), "redis-py's pub/sub parser hook moved"
+            await conn.connect()
+            await conn.send_command("SUBSCRIBE", "quiet-test")
+            await conn.read_response(timeout=5, push_request=True)  # the subscribe confirmation
+            records.clear()
+            await publisher.publish("quiet-test", b"payload")
+            message = await conn.read_response(timeout=5, push_request=True)
+            assert list(message) == [b"message", b"quiet-test", b"payload"]
+            assert bool(records) is not quiet
+            await conn.disconnect()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        await pool.aclose()
+        await publisher.aclose()
