@@ -99,6 +99,7 @@ class ErrorCode(enum.StrEnum):
     STATE_TOO_LARGE = "STATE_TOO_LARGE"
     POLL_ALREADY_OPEN = "POLL_ALREADY_OPEN"
     POLL_NOT_OPEN = "POLL_NOT_OPEN"
+    BUSY = "BUSY"
 
     @property
     def http_status(self) -> int:

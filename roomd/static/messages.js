@@ -20,6 +20,7 @@ export const ERRORS = {
   INTERNAL_ERROR: "Something went wrong on the server. Try again.",
   ROOM_CODE_GENERATION_FAILED: "No free room code right now. Try again in a moment.",
   REDIS_UNAVAILABLE: "The server is having trouble. Try again shortly.",
+  BUSY: "The server is busy with your earlier actions. Try again in a moment.",
   INVALID_MESSAGE: "The server did not understand that. Reload the page and try again.",
   UNKNOWN_EVENT: "The server does not support that action. Reload the page to update it.",
   NOT_HOST: "Only the host can do that.",

@@ -67,7 +67,7 @@ _CONNECT_CLOSE = {
 }
 
 
-QUEUE_FRAMES = 32  # valid frames waiting for Redis per socket; more are answered REDIS_UNAVAILABLE at once
+QUEUE_FRAMES = 32  # valid frames waiting per socket (for Redis, or for roomd itself); more are answered BUSY at once
 CLOSE_GRACE = 2.0  # seconds a decided close waits for the replies to the member's own frames
 MAX_SINCE_DIGITS = 15
 
@@ -479,10 +479,10 @@ class RoomSocket(JsonErrors, WebSocketHandler):
             return
         queue = self._queue
         if queue is not None and len(queue) >= QUEUE_FRAMES:
-            # Only a Redis stall backs the queue up this far (the bucket bounds what comes in):
-            # answer now rather than hold unbounded work or stop reading.
-            self._reply(frames.error(ErrorCode.REDIS_UNAVAILABLE.value, ErrorCode.REDIS_UNAVAILABLE.message,
-                                     msg_id=msg_id, event=event))  # fmt: skip
+            # A Redis stall, or a roomd behind on its work (a host answering a burst), backs the
+            # queue up this far (the bucket bounds what comes in): answer now rather than hold
+            # unbounded work or stop reading. BUSY, not REDIS_UNAVAILABLE: the backlog may be ours.
+            self._reply(frames.error(ErrorCode.BUSY.value, ErrorCode.BUSY.message, msg_id=msg_id, event=event))
             return
         self._enqueue((command, frame.get("data") or {}, msg_id, event))
 

@@ -228,3 +228,37 @@ async def test_a_polite_client_survives_a_redis_stall(spawn_roomd, private_redis
     await hs.send("room:toggle_lock")
     assert await hs.expect("room:lock_toggled") == {"isLocked": True}
     assert hs.close_code is None
+
+
+async def test_a_backlog_past_the_queue_is_answered_busy(spawn_roomd, private_redis) -> None:
+    """While 32 frames of a socket wait (here for a paused Redis), the next ones are answered BUSY at once and
+    not carried out; the 32 are then handled in order. It was REDIS_UNAVAILABLE, which blamed the store for a
+    backlog that may be roomd's own."""
+    redis = private_redis()
+    server: RoomdProcess = spawn_roomd(
+        redis.url, WS_RATE_LIMIT="1000", WS_RATE_BURST="1000", REDIS_COMMAND_TIMEOUT="30000", WS_PING_INTERVAL="0"
+    )
+    host = await Api(server.http).create("Host")
+    hs = await Socket.connect(server.ws, host["token"])
+    await hs.expect("room:state")
+    queued, refused = 32, 5
+    redis.pause()
+    try:
+        for i in range(queued + refused):
+            await hs.send("room:toggle_lock", msg_id=i)
+        busy = [await hs.next_event(timeout=10) for _ in range(refused)]  # at once, Redis still paused
+    finally:
+        redis.resume()
+    assert [(f["event"], f["data"]["code"], f["data"]["id"]) for f in busy] == [
+        ("error:room", "BUSY", i) for i in range(queued, queued + refused)
+    ]
+    acked, toggles = [], 0
+    while len(acked) < queued:
+        frame = await hs.next_event(timeout=30)
+        if frame["event"] == "ack":
+            acked.append(frame["data"]["id"])
+        else:
+            assert frame["event"] == "room:lock_toggled", frame
+            toggles += 1
+    assert acked == list(range(queued)) and toggles == queued  # the refused five changed nothing
+    assert hs.close_code is None
