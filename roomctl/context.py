@@ -275,31 +275,11 @@ class UserId(StrParam):
             self.fail(f"{value!r} is not a user id (letters, digits, - and _)", param, ctx)
         return user_id
 
-    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-        """The members of the room named earlier on the line (``users kick KXQD <TAB>``), with their names."""
-        code = ctx.params.get("code")
-        if not isinstance(code, str):
-            return []
-
-        async def query(b: Backend) -> list[CompletionItem]:
-            summary = await b.overview.room(code)
-            members = summary.members if summary else []
-            return [
-                CompletionItem(m["id"], help=str(m.get("displayName", "")))
-                for m in members
-                if str(m["id"]).startswith(incomplete)
-            ]
-
-        return _complete(ctx, query)
-
-
-class PersonId(UserId):
-    """A member's or a viewer's id in the room named earlier on the line (``rooms kick CODE ID``)."""
-
-    name = "ID"
+    viewers = False  # also complete the room's viewers (up to COMPLETION_LIMIT), after its members
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-        """The room's members, then up to COMPLETION_LIMIT of its viewers, whose id starts with what was typed."""
+        """The members of the room named earlier on the line (``users kick KXQD <TAB>``), with their
+        names, whose id starts with what was typed; with :attr:`viewers`, then its viewers."""
         code = ctx.params.get("code")
         if not isinstance(code, str):
             return []
@@ -313,12 +293,19 @@ class PersonId(UserId):
                 for m in summary.members
                 if str(m["id"]).startswith(incomplete)
             ]
-            if summary.audience is not None:
+            if self.viewers and summary.audience is not None:
                 viewers = await b.overview.viewer_ids_starting_with(code, incomplete, COMPLETION_LIMIT)
                 items += [CompletionItem(i, help=f"{name} (viewer)") for i, name in viewers]
             return items
 
         return _complete(ctx, query)
+
+
+class PersonId(UserId):
+    """A member's or a viewer's id in the room named earlier on the line (``rooms kick CODE ID``)."""
+
+    name = "ID"
+    viewers = True
 
 
 class Duration(SpanParam):

@@ -17,10 +17,7 @@ from tests.support.redis_ha import ClusterServers, SentinelServers
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    yield from RedisServer.serve()
 
 
 # -- One Redis or the cluster: the protocol suites run on both ----------------------------------------

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -82,6 +83,14 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    @classmethod
+    def serve(cls) -> Iterator[RedisServer]:
+        """A started server for the length of a fixture (``yield from RedisServer.serve()``), then removed."""
+        server = cls()
+        server.start()
+        yield server
+        server.cleanup()
 
 
 class RoomdProcess:

@@ -19,7 +19,4 @@ from tests.support.processes import RedisServer
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    yield from RedisServer.serve()
